@@ -1,0 +1,41 @@
+"""Who is asking, and what they ask to do: the types authentication and authorization share."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class UserInfo:
+    name: str
+    uid: str = ""
+    groups: tuple[str, ...] = ()
+    extra: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Attributes:
+    """What a request asks to do, shaped like a SubjectAccessReview spec.
+
+    Resource requests set `resource_request` and the resource fields; non-resource requests
+    (discovery, /metrics, health sub-paths) set `path`. `verb` is the Kubernetes verb
+    (get, list, watch) for resources and the lower-case HTTP method otherwise.
+    """
+
+    user: UserInfo
+    verb: str
+    resource_request: bool
+    namespace: str = ""
+    api_group: str = ""
+    api_version: str = ""
+    resource: str = ""
+    subresource: str = ""
+    name: str = ""
+    path: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    allowed: bool
+    reason: str = ""

@@ -1,0 +1,160 @@
+"""Flag parsing and start-up validation: metrics-server's names, Go syntax, refusals naming the flag."""
+
+from __future__ import annotations
+
+import pytest
+
+from metrics_server.cli import NS_PER_SECOND, FlagError, main, parse_duration_ns, parse_options
+
+
+@pytest.mark.parametrize(
+    ("text", "ns"),
+    [
+        ("15s", 15 * NS_PER_SECOND),
+        ("1m0s", 60 * NS_PER_SECOND),
+        ("1h30m", 5400 * NS_PER_SECOND),
+        ("1.5s", 1_500_000_000),
+        ("300ms", 300_000_000),
+        ("10us", 10_000),
+        ("10µs", 10_000),
+        ("7ns", 7),
+        ("0", 0),
+        ("-2s", -2 * NS_PER_SECOND),
+        (".5m", 30 * NS_PER_SECOND),
+    ],
+)
+def test_go_durations(text: str, ns: int) -> None:
+    assert parse_duration_ns(text) == ns
+
+
+@pytest.mark.parametrize("text", ["", "15", "1d", "s", "1.2.3s", "1m x"])
+def test_bad_go_durations(text: str) -> None:
+    with pytest.raises(ValueError, match="invalid duration"):
+        parse_duration_ns(text)
+
+
+def test_defaults_are_metrics_servers() -> None:
+    o = parse_options([])
+    assert o.metric_resolution_ns == 60 * NS_PER_SECOND
+    assert o.metric_staleness_ns == 120 * NS_PER_SECOND
+    assert o.kubelet_port == 10250
+    assert o.kubelet_preferred_address_types == (
+        "Hostname",
+        "InternalDNS",
+        "InternalIP",
+        "ExternalDNS",
+        "ExternalIP",
+    )
+    assert o.kubelet_request_timeout_ns == 10 * NS_PER_SECOND
+    assert o.secure_port == 443
+    assert o.bind_address == "0.0.0.0"
+    assert o.cert_dir == "apiserver.local.config/certificates"
+    assert o.tls_min_version == "VersionTLS12"
+    assert o.authorization_always_allow_paths == ("/healthz", "/readyz", "/livez")
+    assert o.requestheader_username_headers == ("x-remote-user",)
+    assert o.requestheader_group_headers == ("x-remote-group",)
+    assert o.requestheader_extra_headers_prefix == ("x-remote-extra-",)
+    assert o.authentication_token_webhook_cache_ttl_ns == 10 * NS_PER_SECOND
+    assert o.logging_format == "text"
+    assert o.serve_swap is False
+
+
+def test_manifest_args_parse() -> None:
+    o = parse_options(
+        [
+            "--cert-dir=/tmp",
+            "--secure-port=10250",
+            "--kubelet-preferred-address-types=InternalIP,ExternalIP,Hostname",
+            "--kubelet-use-node-status-port",
+            "--metric-resolution=15s",
+        ]
+    )
+    assert o.cert_dir == "/tmp"
+    assert o.secure_port == 10250
+    assert o.kubelet_preferred_address_types == ("InternalIP", "ExternalIP", "Hostname")
+    assert o.kubelet_use_node_status_port is True
+    assert o.metric_resolution_ns == 15 * NS_PER_SECOND
+    assert o.metric_staleness_ns == 30 * NS_PER_SECOND
+
+
+def test_pflag_forms() -> None:
+    o = parse_options(
+        [
+            "--kubelet-insecure-tls=false",
+            "--serve-swap=true",
+            "--requestheader-allowed-names",
+            "front-proxy-client",
+            "--requestheader-allowed-names=aggregator",
+            "-v",
+            "4",
+            "--logging-format=json",
+            "--profiling=false",
+            "--max-requests-inflight",
+            "400",
+            "--audit-log-maxage=3",
+        ]
+    )
+    assert o.kubelet_insecure_tls is False
+    assert o.serve_swap is True
+    assert o.requestheader_allowed_names == ("front-proxy-client", "aggregator")
+    assert o.verbosity == 4
+    assert o.logging_format == "json"
+    assert o.ignored_flags == ("--profiling", "--max-requests-inflight", "--audit-log-maxage")
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--metric-resolution=5s"], "--metric-resolution must be at least 10s"),
+        (["--kubelet-request-timeout=0s"], "--kubelet-request-timeout must be greater than 0"),
+        (
+            ["--metric-resolution=10s", "--kubelet-request-timeout=10s"],
+            "--kubelet-request-timeout must be at most 90% of --metric-resolution",
+        ),
+        (
+            ["--metric-resolution=15s", "--metric-staleness=10s"],
+            "--metric-staleness must be at least --metric-resolution",
+        ),
+        (
+            ["--kubelet-insecure-tls", "--kubelet-certificate-authority=x"],
+            "--kubelet-certificate-authority cannot be used with --kubelet-insecure-tls",
+        ),
+        (
+            ["--kubelet-client-certificate=c"],
+            "--kubelet-client-certificate and --kubelet-client-key must be given together",
+        ),
+        (
+            ["--deprecated-kubelet-completely-insecure", "--kubelet-insecure-tls"],
+            "--deprecated-kubelet-completely-insecure cannot be used with --kubelet-insecure-tls",
+        ),
+        (
+            ["--kubelet-preferred-address-types=InternalIP,Bogus"],
+            "--kubelet-preferred-address-types: unknown address type 'Bogus'",
+        ),
+        (["--tls-cert-file=a"], "--tls-cert-file and --tls-private-key-file must be given together"),
+        (["--tls-min-version=VersionTLS11"], "--tls-min-version VersionTLS11 is refused"),
+        (["--tls-min-version=TLS12"], "--tls-min-version: unknown version 'TLS12'"),
+        (["--kubeconfig=does-not-exist"], "--kubeconfig: no such file 'does-not-exist'"),
+        (["--kubelet-max-concurrency=0"], "--kubelet-max-concurrency must be at least 1"),
+    ],
+)
+def test_contradictions_are_refused_naming_the_flag(argv: list[str], message: str) -> None:
+    with pytest.raises(FlagError) as info:
+        parse_options(argv)
+    assert str(info.value).startswith(message)
+
+
+def test_main_reports_flag_errors_with_exit_code_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--metric-resolution=1s"], run=lambda o: 0) == 2
+    assert capsys.readouterr().err == "Error: --metric-resolution must be at least 10s\n"
+
+
+def test_main_hands_options_to_the_runner() -> None:
+    seen = []
+    assert main(["--metric-resolution=30s"], run=lambda o: seen.append(o) or 0) == 0
+    assert seen[0].metric_resolution_ns == 30 * NS_PER_SECOND
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out == "metrics-server 0.1.0\n"
