@@ -1,0 +1,287 @@
+"""One scrape cycle over fake kubelets over real TLS: partial results, deadlines, one log line per
+failure with its real cause, stagger, concurrency bound, duplicate names, self-metrics."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Collection
+
+import pytest
+import trio
+import trio.testing
+import trustme
+from prometheus_client import CollectorRegistry
+
+from metrics_server.kube.objects import NodeInfo
+from metrics_server.logs import KlogTextFormatter
+from metrics_server.scrape.batch import KubeletError, NodeBatch
+from metrics_server.scrape.config import MANIFEST_ADDRESS_TYPES, KubeletClientConfig
+from metrics_server.scrape.kubelet import KubeletClient, KubeletTimeoutError
+from metrics_server.scrape.scraper import InternalScrapeError, Scraper, stagger_bound
+from metrics_server.selfmetrics import SelfMetrics
+
+from .fakes import RESOURCE, FakeKubelet, Hang, Reset, Serve, make_node, node_for, server_context, start
+
+AUTOJUMP_THRESHOLD = 0.1  # see test_kubelet.py
+
+
+@pytest.fixture(scope="module")
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+def kubelet_config(ca: trustme.CA, **overrides: object) -> KubeletClientConfig:
+    return KubeletClientConfig(
+        use_node_status_port=True,
+        preferred_address_types=MANIFEST_ADDRESS_TYPES,
+        cluster_ca_data=ca.cert_pem.bytes().decode(),
+        **overrides,  # type: ignore[arg-type]
+    )
+
+
+def no_jitter(bound: float) -> float:
+    return 0.0
+
+
+def failure_lines(caplog: pytest.LogCaptureFixture) -> list[tuple[int, str, dict[str, object]]]:
+    """(level, message, structured fields) of the scraper's log records."""
+    out = []
+    for r in caplog.records:
+        if r.name == "metrics_server.scrape.scraper":
+            fields = {k: getattr(r, k) for k in ("node", "err", "timeout") if hasattr(r, k)}
+            out.append((r.levelno, r.getMessage(), fields))
+    return out
+
+
+async def test_mixed_cycle_keeps_every_healthy_node_and_logs_each_failure_once(
+    nursery: trio.Nursery,
+    ca: trustme.CA,
+    mock_clock: trio.testing.MockClock,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    mock_clock.autojump_threshold = AUTOJUMP_THRESHOLD
+    caplog.set_level(logging.DEBUG)
+    good1 = FakeKubelet("127.0.1.1", server_context(ca, "127.0.1.1"))
+    good2 = FakeKubelet("127.0.1.2", server_context(ca, "127.0.1.2"))
+    forbidden = FakeKubelet(
+        "127.0.1.3", server_context(ca, "127.0.1.3"), routes={RESOURCE: Serve(status=403)}
+    )
+    hang = FakeKubelet("127.0.1.4", server_context(ca, "127.0.1.4"), routes={RESOURCE: Hang()})
+    reset = FakeKubelet("127.0.1.5", server_context(ca, "127.0.1.5"), routes={RESOURCE: Reset()})
+    no_san = FakeKubelet("127.0.1.6", server_context(ca, "kubelet.example"))
+    not_ready = FakeKubelet(
+        "127.0.1.7", server_context(ca, "127.0.1.7"), routes={RESOURCE: Serve(status=500)}
+    )
+    await start(nursery, good1, good2, forbidden, hang, reset, no_san, not_ready)
+    nodes = [
+        node_for("good-1", good1),
+        node_for("forbidden", forbidden),
+        node_for("hang", hang),
+        node_for("reset", reset),
+        node_for("no-san", no_san),
+        node_for("not-ready", not_ready, ready=False),
+        make_node("no-address"),
+        node_for("good-2", good2),
+    ]
+    registry = CollectorRegistry()
+    metrics = SelfMetrics(registry, 15)
+    async with KubeletClient(kubelet_config(ca)) as client:
+        scraper = Scraper(client, request_timeout=10, max_concurrency=64, metrics=metrics, jitter=no_jitter)
+        start_time = trio.current_time()
+        result = await scraper.scrape(nodes, deadline=start_time + 15)
+        elapsed = trio.current_time() - start_time
+
+    assert elapsed == pytest.approx(10.0)  # the hanging node's request timeout, not the deadline
+    assert sorted(b.node for b in result.batches) == ["good-1", "good-2"]
+    assert all(len(b.pods) == 70 for b in result.batches)
+    errors = {name: str(err) for name, err in result.failed.items()}
+    assert errors == {
+        "forbidden": 'request failed, status: "403 Forbidden"',
+        "hang": f'Get "https://127.0.1.4:{hang.port}/metrics/resource": no complete response within '
+        "--kubelet-request-timeout (10s)",
+        "reset": f'Get "https://127.0.1.5:{reset.port}/metrics/resource": '
+        "[Errno 104] Connection reset by peer",
+        "no-san": f'Get "https://127.0.1.6:{no_san.port}/metrics/resource": [SSL: CERTIFICATE_VERIFY_FAILED] '
+        "certificate verify failed: IP address mismatch, certificate is not valid for '127.0.1.6'.",
+        "not-ready": 'request failed, status: "500 Internal Server Error"',
+        "no-address": "no address matched types [InternalIP ExternalIP Hostname]",
+    }
+    expected = []
+    for name in ["forbidden", "hang", "reset", "no-san", "not-ready", "no-address"]:
+        fields: dict[str, object] = {"node": name, "err": errors[name]}
+        if name == "hang":
+            fields["timeout"] = "10s"
+            expected.append((logging.ERROR, "Failed to scrape node, timeout to access kubelet", fields))
+        elif name == "not-ready":
+            expected.append((logging.DEBUG, "Failed to scrape node, node is not ready", fields))
+        else:
+            expected.append((logging.ERROR, "Failed to scrape node", fields))
+    assert sorted(failure_lines(caplog), key=repr) == sorted(expected, key=repr)
+    # As the server's klog text formatter renders one of them.
+    [forbidden_record] = [r for r in caplog.records if getattr(r, "node", None) == "forbidden"]
+    assert KlogTextFormatter().format(forbidden_record).split("] ", 1)[1] == (
+        '"Failed to scrape node" node="forbidden" err="request failed, status: \\"403 Forbidden\\""'
+    )
+    text = generate(registry)
+    assert 'metrics_server_kubelet_request_total{success="true"} 2.0' in text
+    assert 'metrics_server_kubelet_request_total{success="false"} 6.0' in text
+    assert 'metrics_server_kubelet_request_duration_seconds_count{node="hang"} 1.0' in text
+    assert 'metrics_server_kubelet_request_duration_seconds_sum{node="hang"} 10.0' in text
+
+
+async def test_cycle_deadline_cuts_off_slow_nodes_and_keeps_answered_ones(
+    nursery: trio.Nursery,
+    ca: trustme.CA,
+    mock_clock: trio.testing.MockClock,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    mock_clock.autojump_threshold = AUTOJUMP_THRESHOLD
+    good = FakeKubelet("127.0.2.1", server_context(ca, "127.0.2.1"))
+    hang = FakeKubelet("127.0.2.2", server_context(ca, "127.0.2.2"), routes={RESOURCE: Hang()})
+    queued = FakeKubelet("127.0.2.3", server_context(ca, "127.0.2.3"))
+    await start(nursery, good, hang, queued)
+    # One request at a time: good first, then hang holds the slot until the deadline, so queued
+    # never gets to send its request.
+    delays = {"good": 0.0, "hang": 0.5, "queued": 1.0}
+    nodes = [node_for("hang", hang), node_for("queued", queued), node_for("good", good)]
+    order = iter(delays[n.name] for n in nodes)
+    async with KubeletClient(kubelet_config(ca)) as client:
+        scraper = Scraper(client, request_timeout=10, max_concurrency=1, jitter=lambda bound: next(order))
+        start_time = trio.current_time()
+        result = await scraper.scrape(nodes, deadline=start_time + 3)
+        assert trio.current_time() - start_time == pytest.approx(3.0)
+
+    assert [b.node for b in result.batches] == ["good"]
+    assert {name: str(err) for name, err in result.failed.items()} == {
+        "hang": "scrape cycle deadline passed before the kubelet answered",
+        "queued": "scrape cycle deadline passed before the request was sent",
+    }
+    assert all(isinstance(err, KubeletTimeoutError) for err in result.failed.values())
+    assert len(failure_lines(caplog)) == 2
+    assert [r.target for r in queued.requests] == []
+
+
+class StubClient:
+    """A NodeClient without network: per-node canned results."""
+
+    def __init__(self, outcomes: dict[str, NodeBatch | Exception]) -> None:
+        self.outcomes = outcomes
+        self.scraped: list[str] = []
+        self.retained: list[set[str]] = []
+        self.known: set[str] = set()
+
+    async def scrape(self, node: NodeInfo) -> NodeBatch:
+        self.scraped.append(node.name)
+        self.known.add(node.name)
+        await trio.lowlevel.checkpoint()
+        outcome = self.outcomes[node.name]
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    async def retain(self, names: Collection[str]) -> list[str]:
+        self.retained.append(set(names))
+        gone = sorted(self.known - set(names))
+        self.known -= set(gone)
+        return gone
+
+
+async def test_a_bug_in_one_node_costs_only_that_node(caplog: pytest.LogCaptureFixture) -> None:
+    client = StubClient({"a": NodeBatch("a"), "bug": RuntimeError("parser exploded"), "b": NodeBatch("b")})
+    scraper = Scraper(client, request_timeout=10, max_concurrency=8, jitter=no_jitter)
+    nodes = [make_node("a", "127.0.0.1"), make_node("bug", "127.0.0.1"), make_node("b", "127.0.0.1")]
+    result = await scraper.scrape(nodes, deadline=trio.current_time() + 15)
+    assert sorted(b.node for b in result.batches) == ["a", "b"]
+    assert isinstance(result.failed["bug"], InternalScrapeError)
+    assert str(result.failed["bug"]) == "internal error: RuntimeError: parser exploded"
+    [record] = [r for r in caplog.records if r.name == "metrics_server.scrape.scraper"]
+    assert record.getMessage() == "Failed to scrape node"
+    assert (record.node, record.err) == ("bug", "internal error: RuntimeError: parser exploded")  # type: ignore[attr-defined]
+    assert record.exc_info is not None and isinstance(record.exc_info[1], RuntimeError)
+
+
+async def test_duplicate_node_names_first_wins() -> None:
+    client = StubClient({"a": NodeBatch("a"), "b": NodeBatch("b")})
+    scraper = Scraper(client, request_timeout=10, max_concurrency=8, jitter=no_jitter)
+    first, second = make_node("a", "127.0.0.1"), make_node("a", "127.0.0.2")
+    result = await scraper.scrape(
+        [first, make_node("b", "127.0.0.3"), second], deadline=trio.current_time() + 15
+    )
+    assert sorted(client.scraped) == ["a", "b"]
+    assert sorted(b.node for b in result.batches) == ["a", "b"]
+    assert result.failed == {}
+
+
+async def test_kubelet_error_is_a_failure_not_an_exception() -> None:
+    client = StubClient({"a": KubeletError('request failed, status: "401 Unauthorized"')})
+    scraper = Scraper(client, request_timeout=10, max_concurrency=8, jitter=no_jitter)
+    result = await scraper.scrape([make_node("a", "127.0.0.1")], deadline=trio.current_time() + 15)
+    assert (result.batches, list(result.failed)) == ([], ["a"])
+
+
+@pytest.mark.parametrize(("count", "bound"), [(1, 0.008), (3, 0.024), (499, 3.992), (500, 4.0), (501, 4.0)])
+async def test_stagger_bound_is_8ms_per_node_up_to_4s(count: int, bound: float) -> None:
+    seen: list[float] = []
+
+    def jitter(b: float) -> float:
+        seen.append(b)
+        return 0.0
+
+    client = StubClient({f"n{i}": NodeBatch(f"n{i}") for i in range(count)})
+    scraper = Scraper(client, request_timeout=10, max_concurrency=256, jitter=jitter)
+    result = await scraper.scrape(
+        [make_node(f"n{i}", "127.0.0.1") for i in range(count)], trio.current_time() + 15
+    )
+    assert len(result.batches) == count
+    assert seen == [pytest.approx(bound)] * count
+    assert stagger_bound(count) == pytest.approx(bound)
+
+
+async def test_requests_start_after_their_stagger(autojump_clock: trio.testing.MockClock) -> None:
+    started: dict[str, float] = {}
+
+    class Timed(StubClient):
+        async def scrape(self, node: NodeInfo) -> NodeBatch:
+            started[node.name] = trio.current_time()
+            return await super().scrape(node)
+
+    client = Timed({"a": NodeBatch("a"), "b": NodeBatch("b")})
+    delays = iter([0.004, 0.011])
+    scraper = Scraper(client, request_timeout=10, max_concurrency=8, jitter=lambda bound: next(delays))
+    t0 = trio.current_time()
+    await scraper.scrape([make_node("a", "127.0.0.1"), make_node("b", "127.0.0.1")], t0 + 15)
+    assert {k: round(v - t0, 6) for k, v in started.items()} == {"a": 0.004, "b": 0.011}
+
+
+async def test_default_jitter_stays_within_the_bound() -> None:
+    client = StubClient({})
+    scraper = Scraper(client, request_timeout=10, max_concurrency=1)
+    draws = [scraper._jitter(0.5) for _ in range(200)]
+    assert all(0.0 <= d <= 0.5 for d in draws)
+    assert len(set(draws)) > 100  # actually random, not a constant
+
+
+async def test_nodes_that_leave_are_forgotten_by_client_and_metrics() -> None:
+    registry = CollectorRegistry()
+    metrics = SelfMetrics(registry, 15)
+    client = StubClient({"a": NodeBatch("a"), "b": NodeBatch("b")})
+    scraper = Scraper(client, request_timeout=10, max_concurrency=8, metrics=metrics, jitter=no_jitter)
+    await scraper.scrape([make_node("a", "127.0.0.1"), make_node("b", "127.0.0.1")], trio.current_time() + 15)
+    assert 'node="b"' in generate(registry)
+    await scraper.scrape([make_node("a", "127.0.0.1")], trio.current_time() + 15)
+    assert client.retained == [{"a", "b"}, {"a"}]
+    text = generate(registry)
+    assert 'node="b"' not in text and 'node="a"' in text
+
+
+async def test_empty_node_list() -> None:
+    client = StubClient({})
+    scraper = Scraper(client, request_timeout=10, max_concurrency=8)
+    result = await scraper.scrape([], trio.current_time() + 15)
+    assert (result.batches, result.failed) == ([], {})
+
+
+def generate(registry: CollectorRegistry) -> str:
+    from prometheus_client import generate_latest
+
+    return generate_latest(registry).decode()
