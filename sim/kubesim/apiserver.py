@@ -1,0 +1,597 @@
+"""The simulated kube-apiserver: discovery, nodes/pods/namespaces/configmaps, auth reviews, aggregator.
+
+Request flow as in kube-apiserver: authenticate (bearer token, else client certificate from
+the cluster CA, else anonymous; a bad token is 401), build the request attributes
+(RequestInfoFactory rules), authorize against the `Policy` (403 with the upstream Forbidden
+text), then serve. `/apis/metrics.k8s.io/v1beta1/**` goes to the `Aggregator` after
+authorization; `/apis` and `/apis/metrics.k8s.io` are answered here. Every reply is JSON except
+the aggregator's plain-text 503 and the health endpoints.
+
+Watches stream `{"type":...,"object":...}` lines; a resourceVersion older than the kept
+history gets an ERROR event with a 410 Expired Status (the watch cache's behaviour), and
+`allowWatchBookmarks=true` adds a BOOKMARK every `bookmark_interval_s`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+import trio
+
+from . import tables
+from .aggregator import DISCOVERY_PATH, GROUP, VERSION, Aggregator
+from .clock import SimClock
+from .errors import ConfigError, NotFoundError, SelectorError
+from .httpserver import Request, Response, Send
+from .model import ClusterModel
+from .policy import ANONYMOUS_USER, Attributes, Policy, User, forbidden_message
+from .responses import JSON, UNAUTHORIZED, json_response, raw_json, status, status_doc
+from .selectors import FieldSelector, parse_field_selector, parse_label_selector
+from .store import ExpiredError, Filter, ResourceStore, Store
+
+K8S_VERSION = {
+    "major": "1",
+    "minor": "31",
+    "gitVersion": "v1.31.4-kubesim",
+    "gitCommit": "a78aa47129b8539636eb86a9d00e31b2720fe06b",
+    "gitTreeState": "clean",
+    "buildDate": "2024-12-10T11:36:01Z",
+    "goVersion": "go1.22.9",
+    "compiler": "gc",
+    "platform": "linux/amd64",
+}
+
+_READ_VERBS = ["get", "list", "watch"]
+CORE_RESOURCES = [
+    {
+        "name": "configmaps",
+        "singularName": "configmap",
+        "namespaced": True,
+        "kind": "ConfigMap",
+        "verbs": _READ_VERBS,
+        "shortNames": ["cm"],
+    },
+    {
+        "name": "namespaces",
+        "singularName": "namespace",
+        "namespaced": False,
+        "kind": "Namespace",
+        "verbs": _READ_VERBS,
+        "shortNames": ["ns"],
+    },
+    {
+        "name": "nodes",
+        "singularName": "node",
+        "namespaced": False,
+        "kind": "Node",
+        "verbs": _READ_VERBS,
+        "shortNames": ["no"],
+    },
+    {
+        "name": "pods",
+        "singularName": "pod",
+        "namespaced": True,
+        "kind": "Pod",
+        "verbs": _READ_VERBS,
+        "shortNames": ["po"],
+        "categories": ["all"],
+    },
+]
+GROUP_RESOURCES: dict[str, list[dict[str, Any]]] = {
+    "apiregistration.k8s.io/v1": [
+        {
+            "name": "apiservices",
+            "singularName": "apiservice",
+            "namespaced": False,
+            "kind": "APIService",
+            "verbs": ["get", "list"],
+            "categories": ["api-extensions"],
+        },
+    ],
+    "authentication.k8s.io/v1": [
+        {
+            "name": "tokenreviews",
+            "singularName": "tokenreview",
+            "namespaced": False,
+            "kind": "TokenReview",
+            "verbs": ["create"],
+        },
+    ],
+    "authorization.k8s.io/v1": [
+        {
+            "name": "selfsubjectaccessreviews",
+            "singularName": "selfsubjectaccessreview",
+            "namespaced": False,
+            "kind": "SelfSubjectAccessReview",
+            "verbs": ["create"],
+        },
+        {
+            "name": "subjectaccessreviews",
+            "singularName": "subjectaccessreview",
+            "namespaced": False,
+            "kind": "SubjectAccessReview",
+            "verbs": ["create"],
+        },
+    ],
+}
+_METHOD_VERBS = {
+    "GET": "get",
+    "HEAD": "get",
+    "POST": "create",
+    "PUT": "update",
+    "PATCH": "patch",
+    "DELETE": "delete",
+}
+_TRUE = ("true", "1")
+_NO_METHOD = "the server does not allow this method on the requested resource"
+
+
+def _group_doc(group_version: str) -> dict[str, Any]:
+    group, version = group_version.split("/")
+    gv = {"groupVersion": group_version, "version": version}
+    return {"name": group, "versions": [gv], "preferredVersion": gv}
+
+
+def request_attributes(request: Request, user: User) -> Attributes:
+    """kube-apiserver's RequestInfoFactory: which resource and verb a request addresses."""
+    path = request.path
+    parts = [p for p in path.strip("/").split("/") if p]
+    method_verb = _METHOD_VERBS.get(request.method, request.method.lower())
+    if len(parts) >= 2 and parts[0] == "api":
+        group, version, rest = "", parts[1], parts[2:]
+    elif len(parts) >= 3 and parts[0] == "apis":
+        group, version, rest = parts[1], parts[2], parts[3:]
+    else:
+        return Attributes(user, request.method.lower(), False, path=path)
+    if not rest:
+        return Attributes(user, request.method.lower(), False, path=path)
+    verb = method_verb
+    if rest[0] == "watch":
+        verb, rest = "watch", rest[1:]
+    namespace = ""
+    if rest and rest[0] == "namespaces" and len(rest) > 2:
+        namespace, rest = rest[1], rest[2:]
+    if not rest:
+        return Attributes(user, request.method.lower(), False, path=path)
+    resource = rest[0]
+    name = rest[1] if len(rest) > 1 else ""
+    subresource = rest[2] if len(rest) > 2 else ""
+    if verb == "get" and not name:
+        verb = "watch" if request.param("watch").lower() in _TRUE else "list"
+    if verb in ("list", "watch") and not name:
+        try:
+            fs = parse_field_selector(
+                request.param("fieldSelector"), frozenset(["metadata.name", *_all_fields(request)])
+            )
+            name = fs.exact("metadata.name") or ""
+        except SelectorError:
+            pass
+    if method_verb == "delete" and not name:
+        verb = "deletecollection"
+    return Attributes(user, verb, True, namespace, group, version, resource, subresource, name, path)
+
+
+def _all_fields(request: Request) -> list[str]:
+    # Only for pulling metadata.name out of the selector; validity is checked when serving.
+    return [
+        term.split("=", 1)[0].rstrip("!") for term in request.param("fieldSelector").split(",") if "=" in term
+    ]
+
+
+class ApiServer:
+    """Handles every request of the simulated kube-apiserver (see module docstring)."""
+
+    def __init__(
+        self,
+        model: ClusterModel,
+        store: Store,
+        policy: Policy,
+        aggregator: Aggregator,
+        clock: SimClock,
+        *,
+        bookmark_interval_s: float = 60.0,
+        control: Callable[[Request], Response] | None = None,
+    ) -> None:
+        self.model = model
+        self.store = store
+        self.policy = policy
+        self.aggregator = aggregator
+        self.clock = clock
+        self.bookmark_interval_s = bookmark_interval_s
+        self.address = ""
+        self._control = control
+        self.requests = 0
+
+    # --- authentication ----------------------------------------------------------------
+
+    def authenticate(self, request: Request) -> User | None:
+        """The caller, or None for a credential that fails (401; no fallback to anonymous)."""
+        auth = request.header("authorization")
+        if auth is not None:
+            scheme, _, token = auth.partition(" ")
+            if scheme.lower() == "bearer" and token.strip():
+                return self.policy.authenticate_token(token.strip())
+            return None
+        if request.peer.cert_common_name is not None:
+            return Policy.user_from_certificate(
+                request.peer.cert_common_name, request.peer.cert_organizations
+            )
+        return ANONYMOUS_USER
+
+    # --- entry point -------------------------------------------------------------------
+
+    async def handle(self, request: Request) -> Response:
+        self.requests += 1
+        user = self.authenticate(request)
+        if user is None:
+            return Response(401, list(JSON), orjson.dumps(UNAUTHORIZED))
+        attrs = request_attributes(request, user)
+        decision = self.policy.authorize(attrs)
+        if not decision.allowed:
+            details: dict[str, Any] = {}
+            if attrs.resource_request:
+                if attrs.name:
+                    details["name"] = attrs.name
+                if attrs.api_group:
+                    details["group"] = attrs.api_group
+                details["kind"] = attrs.resource
+            return status(403, forbidden_message(attrs, decision.reason), details=details)
+        if attrs.resource_request and attrs.api_group == GROUP and attrs.api_version == VERSION:
+            return await self.aggregator.proxy(request, user)
+        if not attrs.resource_request:
+            return await self._non_resource(request, user)
+        return await self._resource(request, attrs)
+
+    # --- non-resource paths ------------------------------------------------------------
+
+    async def _non_resource(self, request: Request, user: User) -> Response:
+        path = request.path.rstrip("/") or "/"
+        if path.startswith("/sim/") and self._control is not None:
+            return self._control(request)
+        if request.method not in ("GET", "HEAD"):
+            return status(405, _NO_METHOD, details={})
+        if path == "/api":
+            return json_response(
+                {
+                    "kind": "APIVersions",
+                    "versions": ["v1"],
+                    "serverAddressByClientCIDRs": [
+                        {"clientCIDR": "0.0.0.0/0", "serverAddress": self.address}
+                    ],
+                }
+            )
+        if path == "/apis":
+            groups = [*sorted(GROUP_RESOURCES), f"{GROUP}/{VERSION}"]
+            return json_response(
+                {"kind": "APIGroupList", "apiVersion": "v1", "groups": [_group_doc(g) for g in groups]}
+            )
+        if path == "/api/v1":
+            return json_response(
+                {"kind": "APIResourceList", "groupVersion": "v1", "resources": CORE_RESOURCES}
+            )
+        if path == f"/apis/{GROUP}":
+            return json_response({"kind": "APIGroup", "apiVersion": "v1", **_group_doc(f"{GROUP}/{VERSION}")})
+        if path == DISCOVERY_PATH:
+            return await self.aggregator.proxy(request, user)
+        for gv, resources in GROUP_RESOURCES.items():
+            if path == f"/apis/{gv}":
+                return json_response(
+                    {
+                        "kind": "APIResourceList",
+                        "apiVersion": "v1",
+                        "groupVersion": gv,
+                        "resources": resources,
+                    }
+                )
+            if path == f"/apis/{gv.split('/')[0]}":
+                return json_response({"kind": "APIGroup", "apiVersion": "v1", **_group_doc(gv)})
+        if path == "/version":
+            return json_response(K8S_VERSION)
+        if path in ("/healthz", "/livez", "/readyz"):
+            return Response(
+                200,
+                [("Content-Type", "text/plain; charset=utf-8"), ("X-Content-Type-Options", "nosniff")],
+                b"ok",
+            )
+        return status(404, "the server could not find the requested resource", details={})
+
+    # --- resources ---------------------------------------------------------------------
+
+    async def _resource(self, request: Request, a: Attributes) -> Response:
+        gv = f"{a.api_group}/{a.api_version}" if a.api_group else a.api_version
+        if gv == "v1" and a.resource in self.store.resources and not a.subresource:
+            rs = self.store.resources[a.resource]
+            if rs.namespaced is False and a.namespace:
+                return status(404, "the server could not find the requested resource", details={})
+            if a.verb == "get":
+                return self._get(rs, a)
+            if a.verb == "list":
+                return self._list(request, rs, a)
+            if a.verb == "watch":
+                return self._watch(request, rs, a)
+            return status(405, _NO_METHOD, details={})
+        if gv == "authentication.k8s.io/v1" and a.resource == "tokenreviews" and not a.name:
+            return self._token_review(request) if a.verb == "create" else status(405, _NO_METHOD, details={})
+        if (
+            gv == "authorization.k8s.io/v1"
+            and a.resource in ("subjectaccessreviews", "selfsubjectaccessreviews")
+            and not a.name
+        ):
+            if a.verb != "create":
+                return status(405, _NO_METHOD, details={})
+            return self._access_review(request, a.user if a.resource.startswith("self") else None)
+        if gv == "apiregistration.k8s.io/v1" and a.resource == "apiservices" and not a.subresource:
+            return self._apiservices(a)
+        return status(404, "the server could not find the requested resource", details={})
+
+    def _get(self, rs: ResourceStore, a: Attributes) -> Response:
+        obj = rs.get(a.namespace, a.name)
+        if obj is None:
+            return status(
+                404, f'{a.resource} "{a.name}" not found', details={"name": a.name, "kind": a.resource}
+            )
+        return raw_json(rs.full_json(obj.body))
+
+    def _filter(self, request: Request, rs: ResourceStore, namespace: str, name: str = "") -> Filter:
+        labels = parse_label_selector(request.param("labelSelector"))
+        fields = parse_field_selector(request.param("fieldSelector"), rs.field_names)
+        if name:  # a watch on a named object is a watch with metadata.name=<name>
+            fields = FieldSelector(
+                (
+                    *fields.requirements,
+                    *parse_field_selector(f"metadata.name={name}", rs.field_names).requirements,
+                )
+            )
+        return Filter(namespace, labels, fields)
+
+    def _list(self, request: Request, rs: ResourceStore, a: Attributes) -> Response:
+        try:
+            flt = self._filter(request, rs, a.namespace)
+            limit = int(request.param("limit") or 0)
+            if limit < 0:
+                raise ValueError("limit must be >= 0")
+            page = rs.list(flt, limit, request.param("continue"))
+        except SelectorError as exc:
+            return status(400, str(exc))
+        except ExpiredError as exc:
+            return status(410, str(exc), "Expired")
+        except ValueError as exc:
+            return status(400, str(exc))
+        if tables.wants_table(request.header("accept")):
+            body = tables.table(
+                rs.kind.lower() + "s",
+                [o.body for o in page.items],
+                self.clock.now_ns(),
+                str(page.rv),
+                page.continue_token,
+            )
+            return raw_json(body)
+        meta = b'"resourceVersion":"%d"' % page.rv
+        if page.continue_token:
+            meta += b',"continue":"%s"' % page.continue_token.encode()
+        if page.remaining is not None:
+            meta += b',"remainingItemCount":%d' % page.remaining
+        body = b"".join(
+            [
+                b'{"kind":"%sList","apiVersion":"%s","metadata":{'
+                % (rs.kind.encode(), rs.api_version.encode()),
+                meta,
+                b'},"items":[',
+                b",".join(o.body for o in page.items),
+                b"]}",
+            ]
+        )
+        return raw_json(body)
+
+    def _watch(self, request: Request, rs: ResourceStore, a: Attributes) -> Response:
+        try:
+            flt = self._filter(request, rs, a.namespace)
+            rv_text = request.param("resourceVersion")
+            timeout = float(request.param("timeoutSeconds") or 1800)
+            since: int | None = None if rv_text in ("", "0") else int(rv_text)
+        except SelectorError as exc:
+            return status(400, str(exc))
+        except ValueError as exc:
+            return status(400, f"invalid watch parameter: {exc}")
+        initial = request.param("sendInitialEvents").lower() in _TRUE
+        bookmarks = request.param("allowWatchBookmarks").lower() in _TRUE
+        if initial:
+            since = None
+        head = b'{"kind":"%s","apiVersion":"%s",' % (rs.kind.encode(), rs.api_version.encode())
+        try:
+            watcher, events = rs.watch(flt, since)
+        except ExpiredError as exc:
+            error = orjson.dumps({"type": "ERROR", "object": status_doc(410, str(exc), "Expired")}) + b"\n"
+
+            async def expired(send: Send) -> None:
+                await send(error)
+
+            return Response(200, list(JSON), producer=expired)
+        backlog = events.statistics().current_buffer_used
+        interval = self.bookmark_interval_s
+
+        async def produce(send: Send) -> None:
+            pending_initial = backlog if initial else 0
+            try:
+                with trio.move_on_after(timeout):
+                    while True:
+                        if initial and pending_initial == 0:
+                            pending_initial = -1
+                            await send(self._bookmark(head, initial_end=True))
+                        with trio.move_on_after(interval if bookmarks else float("inf")) as wait:
+                            try:
+                                etype, obj = await events.receive()
+                            except trio.EndOfChannel:
+                                return  # dropped by the store (too slow)
+                        if wait.cancelled_caught:
+                            await send(self._bookmark(head))
+                            continue
+                        await send(b'{"type":"%s","object":%s}\n' % (etype.encode(), head + obj.body[1:]))
+                        pending_initial -= 1
+            finally:
+                rs.unwatch(watcher)
+
+        return Response(200, list(JSON), producer=produce)
+
+    def _bookmark(self, head: bytes, initial_end: bool = False) -> bytes:
+        meta: dict[str, Any] = {"resourceVersion": str(self.store.rv), "creationTimestamp": None}
+        if initial_end:
+            meta["annotations"] = {"k8s.io/initial-events-end": "true"}
+        return b'{"type":"BOOKMARK","object":%s%s}\n' % (head, orjson.dumps({"metadata": meta})[1:])
+
+    # --- reviews -----------------------------------------------------------------------
+
+    def _token_review(self, request: Request) -> Response:
+        try:
+            doc = orjson.loads(request.body)
+            token = doc["spec"]["token"]
+            if not isinstance(token, str):
+                raise TypeError("spec.token must be a string")
+        except (ValueError, KeyError, TypeError) as exc:
+            return status(400, f"TokenReview: {exc}")
+        user = self.policy.authenticate_token(token)
+        out_status: dict[str, Any]
+        if user is None:
+            out_status = {"authenticated": False, "user": {}, "error": "invalid bearer token"}
+        else:
+            out_status = {
+                "authenticated": True,
+                "user": user.to_json(),
+                "audiences": ["https://kubernetes.default.svc.cluster.local"],
+            }
+        spec = {"token": token}
+        if doc["spec"].get("audiences"):
+            spec["audiences"] = doc["spec"]["audiences"]
+        return json_response(
+            {
+                "kind": "TokenReview",
+                "apiVersion": "authentication.k8s.io/v1",
+                "metadata": {"creationTimestamp": None},
+                "spec": spec,
+                "status": out_status,
+            },
+            201,
+        )
+
+    def _access_review(self, request: Request, self_user: User | None) -> Response:
+        kind = "SelfSubjectAccessReview" if self_user else "SubjectAccessReview"
+        try:
+            doc = orjson.loads(request.body)
+            spec = doc["spec"]
+            if self_user is not None:
+                user = self_user
+            else:
+                extra = {k: tuple(v) for k, v in (spec.get("extra") or {}).items()}
+                user = User(spec.get("user", ""), spec.get("uid", ""), tuple(spec.get("groups") or ()), extra)
+            ra, nra = spec.get("resourceAttributes"), spec.get("nonResourceAttributes")
+            if (ra is None) == (nra is None):
+                return status(
+                    422,
+                    f'{kind}.authorization.k8s.io "" is invalid: spec.resourceAttributes: Invalid value: '
+                    '"null": exactly one of nonResourceAttributes or resourceAttributes must be specified',
+                    "Invalid",
+                )
+            if ra is not None:
+                attrs = Attributes(
+                    user,
+                    ra.get("verb", ""),
+                    True,
+                    ra.get("namespace", ""),
+                    ra.get("group", ""),
+                    ra.get("version", ""),
+                    ra.get("resource", ""),
+                    ra.get("subresource", ""),
+                    ra.get("name", ""),
+                )
+            else:
+                attrs = Attributes(user, nra.get("verb", ""), False, path=nra.get("path", ""))
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            return status(400, f"{kind}: {exc}")
+        decision = self.policy.authorize(attrs)
+        out_status: dict[str, Any] = {"allowed": decision.allowed}
+        if decision.reason:
+            out_status["reason"] = decision.reason
+        return json_response(
+            {
+                "kind": kind,
+                "apiVersion": "authorization.k8s.io/v1",
+                "metadata": {"creationTimestamp": None},
+                "spec": spec,
+                "status": out_status,
+            },
+            201,
+        )
+
+    def _apiservices(self, a: Attributes) -> Response:
+        svc = self.aggregator.apiservice()
+        if a.verb == "get":
+            if a.name != svc["metadata"]["name"]:
+                return status(
+                    404,
+                    f'apiservices.apiregistration.k8s.io "{a.name}" not found',
+                    details={"name": a.name, "group": "apiregistration.k8s.io", "kind": "apiservices"},
+                )
+            return json_response(svc)
+        if a.verb == "list":
+            item = {k: v for k, v in svc.items() if k not in ("kind", "apiVersion")}
+            return json_response(
+                {
+                    "kind": "APIServiceList",
+                    "apiVersion": "apiregistration.k8s.io/v1",
+                    "metadata": {"resourceVersion": str(self.store.rv)},
+                    "items": [item],
+                }
+            )
+        return status(405, _NO_METHOD, details={})
+
+
+def control_handler(
+    model: ClusterModel, aggregator: Aggregator, store: Store
+) -> Callable[[Request], Response]:
+    """The `/sim/...` control endpoint (POST only; authorized like any non-resource path).
+
+    POST /sim/nodes/<node>/fault?mode=hang|refuse|error|scrape_error|ok
+    POST /sim/nodes/<node>/ready?ready=true|false
+    POST /sim/nodes/<node>/format?format=stable|1.28|1.21
+    POST /sim/pods/<ns>/<pod>/phase?phase=Pending|Running|Succeeded|Failed
+    POST /sim/pods/<ns>/<pod>/containers/<container>/restart
+    POST /sim/pods/<ns>/<pod>/delete
+    POST /sim/compact                      (forget watch history: older resourceVersions get 410)
+    POST /sim/apiservice?url=<metrics server URL, empty for none>
+    """
+
+    def handle(request: Request) -> Response:
+        if request.method != "POST":
+            return status(405, _NO_METHOD, details={})
+        parts = request.path.strip("/").split("/")[1:]
+        try:
+            match parts:
+                case ["nodes", node, "fault"]:
+                    model.set_fault(node, request.param("mode"))
+                case ["nodes", node, "ready"]:
+                    model.set_node_ready(node, request.param("ready").lower() in _TRUE)
+                case ["nodes", node, "format"]:
+                    model.set_kubelet_format(node, request.param("format"))
+                case ["pods", ns, pod, "phase"]:
+                    model.set_pod_phase(ns, pod, request.param("phase"))
+                case ["pods", ns, pod, "containers", container, "restart"]:
+                    model.restart_container(ns, pod, container)
+                case ["pods", ns, pod, "delete"]:
+                    model.delete_pod(ns, pod)
+                case ["compact"]:
+                    store.compact()
+                case ["apiservice"]:
+                    aggregator.set_backend(request.param("url") or None)
+                case _:
+                    return status(404, "the server could not find the requested resource", details={})
+        except NotFoundError as exc:
+            return status(404, str(exc))
+        except ConfigError as exc:
+            return status(400, str(exc))
+        return json_response(
+            {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 200}
+        )
+
+    return handle
