@@ -1,0 +1,106 @@
+"""Status bodies, byte for byte as the apiserver library encodes them."""
+
+from __future__ import annotations
+
+from metrics_server.api import status
+from metrics_server.auth.user import Attributes, UserInfo
+
+
+def test_not_found_variants() -> None:
+    assert status.not_found("podmetrics", "default/nginx", group="metrics.k8s.io") == (
+        b'{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure",'
+        b'"message":"podmetrics.metrics.k8s.io \\"default/nginx\\" not found","reason":"NotFound",'
+        b'"details":{"name":"default/nginx","group":"metrics.k8s.io","kind":"podmetrics"},"code":404}\n'
+    )
+    assert status.not_found("node", "n1") == (
+        b'{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"node \\"n1\\" '
+        b'not found",'
+        b'"reason":"NotFound","details":{"name":"n1","kind":"node"},"code":404}\n'
+    )
+
+
+def test_simple_errors() -> None:
+    head = b'{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure",'
+    assert status.path_not_found() == head + (
+        b'"message":"the server could not find the requested resource","reason":"NotFound",'
+        b'"details":{},"code":404}\n'
+    )
+    assert status.unauthorized() == head + b'"message":"Unauthorized","reason":"Unauthorized","code":401}\n'
+    assert status.bad_request("x") == head + b'"message":"x","reason":"BadRequest","code":400}\n'
+    assert status.method_not_allowed() == head + (
+        b'"message":"the server does not allow this method on the requested resource",'
+        b'"reason":"MethodNotAllowed","details":{},"code":405}\n'
+    )
+    assert status.not_acceptable() == head + (
+        b'"message":"only the following media types are accepted: '
+        b'application/json","reason":"NotAcceptable","code":406}\n'
+    )
+    assert (
+        status.service_unavailable("busy")
+        == head + b'"message":"busy","reason":"ServiceUnavailable","code":503}\n'
+    )
+    assert status.internal_error("boom <&>") == head + (
+        b'"message":"Internal error occurred: boom \\u003c\\u0026\\u003e","reason":"InternalError",'
+        b'"details":{"causes":[{"message":"boom \\u003c\\u0026\\u003e"}]},"code":500}\n'
+    )
+
+
+def test_watch_not_supported() -> None:
+    assert status.method_not_supported("pods", "metrics.k8s.io", "watch") == (
+        b'{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure",'
+        b'"message":"watch is not supported on resources of kind \\"pods.metrics.k8s.io\\"",'
+        b'"reason":"MethodNotAllowed","details":{"group":"metrics.k8s.io","kind":"pods"},"code":405}\n'
+    )
+
+
+def test_forbidden_messages() -> None:
+    alice = UserInfo("alice", groups=("dev",))
+    pods = Attributes(alice, "list", True, namespace="default", api_group="metrics.k8s.io", resource="pods")
+    assert status.forbidden_for(pods) == (
+        b'{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure",'
+        b'"message":"pods.metrics.k8s.io is forbidden: User \\"alice\\" cannot list resource \\"pods\\" '
+        b"in API group "
+        b'\\"metrics.k8s.io\\" in the namespace \\"default\\"","reason":"Forbidden",'
+        b'"details":{"group":"metrics.k8s.io","kind":"pods"},"code":403}\n'
+    )
+    node = Attributes(alice, "get", True, api_group="metrics.k8s.io", resource="nodes", name="n1")
+    assert status.forbidden_message(node) == (
+        'User "alice" cannot get resource "nodes" in API group "metrics.k8s.io" at the cluster scope'
+    )
+    assert b'"message":"nodes.metrics.k8s.io \\"n1\\" is forbidden: User' in status.forbidden_for(
+        node, "no RBAC"
+    )
+    assert status.forbidden_for(node, "no RBAC").count(b"at the cluster scope: no RBAC") == 1
+    path = Attributes(alice, "get", False, path="/metrics")
+    assert status.forbidden_for(path) == (
+        b'{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure",'
+        b'"message":"forbidden: User \\"alice\\" cannot get path \\"/metrics\\"","reason":"Forbidden",'
+        b'"details":{},"code":403}\n'
+    )
+
+
+def test_invalid_list_options() -> None:
+    body = status.invalid(
+        "ListOptions",
+        "meta.k8s.io",
+        "",
+        [
+            status.FieldError(
+                "FieldValueForbidden",
+                "resourceVersionMatch",
+                "Forbidden: resourceVersionMatch is forbidden unless resourceVersion is provided",
+            )
+        ],
+    )
+    assert body == (
+        b'{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure",'
+        b'"message":"ListOptions.meta.k8s.io \\"\\" is invalid: resourceVersionMatch: Forbidden: '
+        b'resourceVersionMatch is forbidden unless resourceVersion is provided","reason":"Invalid",'
+        b'"details":{"group":"meta.k8s.io","kind":"ListOptions","causes":[{"reason":"FieldValueForbidden",'
+        b'"message":"Forbidden: resourceVersionMatch is forbidden unless resourceVersion is provided",'
+        b'"field":"resourceVersionMatch"}]},"code":422}\n'
+    )
+
+
+def test_go_quote() -> None:
+    assert status.go_quote('a"b\\c\n\x01é\u2028') == '"a\\"b\\\\c\\n\\x01é\\u2028"'
