@@ -39,3 +39,13 @@ class Attributes:
 class Decision:
     allowed: bool
     reason: str = ""
+
+
+USER_SCOPE_KEY = "metrics_server.user"
+"""ASGI scope key under which `auth.middleware.AuthMiddleware` stores the authenticated `UserInfo`."""
+
+
+def user_from_scope(scope: Mapping[str, object]) -> UserInfo | None:
+    """The user `AuthMiddleware` authenticated for this request (None when not behind it)."""
+    user = scope.get(USER_SCOPE_KEY)
+    return user if isinstance(user, UserInfo) else None

@@ -1,0 +1,99 @@
+"""`AuthMiddleware`: authentication then authorization around an ASGI app, as the library's
+handler chain does it (request info -> authentication -> authorization -> handler).
+
+For each `http` (and `websocket`) scope:
+
+1. resolve the request info (`auth.requestinfo`); a path it cannot resolve -> 500;
+2. authenticate (`auth.authn`) from the headers and the client certificate of the ASGI TLS
+   extension (`scope["extensions"]["tls"]["client_cert_chain"][0]`) -> 401 `Unauthorized`;
+3. authorize (`auth.authz`) -> 403 `Forbidden` with the library's message, or 500 when the
+   SubjectAccessReview could not be made;
+4. call the app with `scope[USER_SCOPE_KEY]` = the `UserInfo` (`auth.user.user_from_scope`) and
+   `scope["headers"]` without the front-proxy identity headers and `Authorization`.
+
+Error bodies are `Status` JSON from `api.status`. Deviation: the library answers the two 500
+cases with a plain-text `Internal Server Error: "<uri>": <err>`; here they are `InternalError`
+`Status` objects like every other error of this server. Websocket scopes that fail are closed
+(code 1008) after `websocket.connect`. Other scopes (`lifespan`) pass straight through.
+An unexpected exception in authentication or authorization is logged and answered with 500.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from metrics_server.api import status
+from metrics_server.auth.asgi import ASGIApp, Receive, Scope, Send, send_response
+from metrics_server.auth.authn import Authenticator
+from metrics_server.auth.authz import Authorizer, forbidden_body
+from metrics_server.auth.errors import RequestInfoError
+from metrics_server.auth.requestinfo import resolve
+from metrics_server.auth.user import USER_SCOPE_KEY
+from metrics_server.kube.reviews import ReviewError
+
+logger = logging.getLogger(__name__)
+
+_JSON = status.CONTENT_TYPE.encode()
+POLICY_VIOLATION = 1008
+
+
+def client_certificate(scope: Scope) -> str | None:
+    """The leaf certificate (PEM) of the ASGI TLS extension, if the client sent one."""
+    tls = (scope.get("extensions") or {}).get("tls")
+    if not isinstance(tls, dict):
+        return None
+    chain = tls.get("client_cert_chain") or ()
+    first = next(iter(chain), None)
+    return first if isinstance(first, str) and first else None
+
+
+class AuthMiddleware:
+    """Wraps `app`; see the module docstring."""
+
+    def __init__(self, app: ASGIApp, authenticator: Authenticator, authorizer: Authorizer) -> None:
+        self.app = app
+        self.authenticator = authenticator
+        self.authorizer = authorizer
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        code, body = await self._check(scope)
+        if code == 0:
+            await self.app(scope, receive, send)
+        elif kind == "http":
+            await send_response(send, code, body, _JSON)
+        else:
+            await receive()  # websocket.connect
+            await send({"type": "websocket.close", "code": POLICY_VIOLATION})
+
+    async def _check(self, scope: Scope) -> tuple[int, bytes]:
+        """(0, b"") when the request may proceed (scope updated), else (status code, body)."""
+        method = scope.get("method", "GET")
+        path = scope.get("path", "/")
+        try:
+            info = resolve(method, path, scope.get("query_string", b""))
+            result = await self.authenticator.authenticate(
+                list(scope.get("headers", ())), client_certificate(scope)
+            )
+            if result.user is None:
+                logger.warning("Unable to authenticate the request: %s", "; ".join(result.errors))
+                return 401, status.unauthorized()
+            attrs = info.attributes(result.user)
+            decision = await self.authorizer.authorize(attrs)
+        except RequestInfoError as exc:
+            return 500, status.internal_error(f"failed to create RequestInfo: {exc}")
+        except ReviewError as exc:
+            logger.error("authorization of %s %s failed: %s", method, path, exc)
+            return 500, status.internal_error(str(exc))
+        except Exception as exc:
+            logger.exception("authentication or authorization of %s %s failed", method, path)
+            return 500, status.internal_error(f"{type(exc).__name__}: {exc}")
+        if not decision.allowed:
+            logger.debug("Forbidden %s %s for %s: %s", method, path, attrs.user.name, decision.reason)
+            return 403, forbidden_body(attrs, decision.reason)
+        scope["headers"] = result.headers
+        scope[USER_SCOPE_KEY] = result.user
+        return 0, b""

@@ -1,0 +1,128 @@
+"""Client certificates for ASGI apps under hypercorn 0.18.0 (which does not expose them).
+
+hypercorn's trio worker accepts each connection through `hypercorn.trio.run.TCPServer`, whose
+`run()` does the TLS handshake and then builds the ASGI scopes, each with `"state"` = a copy of
+the connection's `self.state` dict. `PeerCertTCPServer` replaces that class (looked up as a module
+global by `worker_serve`, so the patch has to be on the module, see `install()`); for a config
+carrying a `TLSContextSource` under `CONFIG_ATTR` it:
+
+1. wraps the raw TCP stream in a fresh `trio.SSLStream` made from `source.context()`, so every new
+   connection uses the newest certificate and client CAs (the listener's own context is unused);
+2. does the handshake itself (hypercorn's later `do_handshake()` is then a no-op) and logs a
+   failure, e.g. a client certificate from an unknown CA;
+3. gives the connection its own state dict holding a `PeerTLS` under `PEER_STATE_KEY`.
+
+`tls_extension(app)` then moves that entry into the standard ASGI TLS extension,
+`scope["extensions"]["tls"]` (`client_cert_chain` = [leaf PEM], `tls_version`), which is all the
+auth middleware reads. For any other config the class behaves exactly like hypercorn's, so the
+patch is harmless to other hypercorn servers in the process.
+
+Internals relied on (checked by `install()`, and end to end by tests/server/auth): the module
+attribute `hypercorn.trio.run.TCPServer`, its constructor signature, and its `stream`, `config`
+and `state` attributes.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import ssl
+from typing import NamedTuple, Protocol
+
+import hypercorn.trio.run as hypercorn_run
+import trio
+from hypercorn.trio.tcp_server import TCPServer
+from hypercorn.typing import ConnectionState
+
+from metrics_server.auth.asgi import ASGIApp, Receive, Scope, Send
+from metrics_server.auth.errors import ShimError
+
+logger = logging.getLogger(__name__)
+
+CONFIG_ATTR = "metrics_server_tls"
+"""Attribute of a hypercorn `Config` holding the `TLSContextSource` (opt-in to this behaviour)."""
+PEER_STATE_KEY = "metrics_server.peer_tls"
+_EXPECTED_INIT = ("self", "app", "config", "context", "state", "stream")
+_TLS_VERSIONS = {"TLSv1.2": 0x0303, "TLSv1.3": 0x0304}
+
+
+class TLSContextSource(Protocol):
+    def context(self) -> ssl.SSLContext: ...
+
+
+class PeerTLS(NamedTuple):
+    client_cert_pem: str | None
+    tls_version: int | None
+
+
+class PeerCertTCPServer(TCPServer):
+    """hypercorn's TCPServer, plus per-connection SSL context and peer certificate (module doc)."""
+
+    async def run(self) -> None:
+        source: TLSContextSource | None = getattr(self.config, CONFIG_ATTR, None)
+        if source is None or not isinstance(self.stream, trio.SSLStream):
+            await super().run()
+            return
+        transport = self.stream.transport_stream
+        stream = trio.SSLStream(transport, source.context(), server_side=True, https_compatible=True)
+        self.stream = stream
+        try:
+            with trio.fail_after(self.config.ssl_handshake_timeout):
+                await stream.do_handshake()
+        except (trio.BrokenResourceError, trio.TooSlowError) as exc:
+            _log_handshake_failure(transport, exc)
+            await trio.aclose_forcefully(stream)
+            return
+        der = stream.getpeercert(binary_form=True)
+        peer = PeerTLS(
+            ssl.DER_cert_to_PEM_cert(der) if der else None,
+            _TLS_VERSIONS.get(stream.version() or ""),
+        )
+        self.state = ConnectionState({**self.state, PEER_STATE_KEY: peer})
+        await super().run()
+
+
+def _log_handshake_failure(transport: trio.SocketStream, exc: BaseException) -> None:
+    try:
+        peer = transport.socket.getpeername()
+    except OSError:
+        peer = "?"
+    reason = exc.__cause__ or exc
+    logger.info("TLS handshake with %s failed: %s", peer, reason or type(exc).__name__)
+
+
+def install() -> None:
+    """Make hypercorn's trio worker use `PeerCertTCPServer`. Idempotent.
+
+    Raises `ShimError` if hypercorn's internals differ from what the shim was written against
+    (rather than serving with client certificates silently ignored).
+    """
+    current = getattr(hypercorn_run, "TCPServer", None)
+    if current is PeerCertTCPServer:
+        return
+    if current is not TCPServer:
+        raise ShimError(f"hypercorn.trio.run.TCPServer is {current!r}, expected hypercorn's TCPServer")
+    params = tuple(inspect.signature(TCPServer.__init__).parameters)
+    if params != _EXPECTED_INIT:
+        raise ShimError(f"hypercorn TCPServer.__init__{params} differs from {_EXPECTED_INIT}")
+    hypercorn_run.TCPServer = PeerCertTCPServer  # type: ignore[attr-defined]
+
+
+def tls_extension(app: ASGIApp) -> ASGIApp:
+    """Wrap `app` so that the connection's `PeerTLS` appears as the ASGI TLS extension."""
+
+    async def with_tls(scope: Scope, receive: Receive, send: Send) -> None:
+        state = scope.get("state")
+        peer = state.pop(PEER_STATE_KEY, None) if isinstance(state, dict) else None
+        if isinstance(peer, PeerTLS):
+            scope.setdefault("extensions", {})["tls"] = {
+                "server_cert": None,
+                "client_cert_chain": [peer.client_cert_pem] if peer.client_cert_pem else [],
+                "client_cert_name": None,
+                "client_cert_error": None,
+                "tls_version": peer.tls_version,
+                "cipher_suite": None,
+            }
+        await app(scope, receive, send)
+
+    return with_tls
