@@ -38,7 +38,6 @@ from metrics_server.auth.authz import Authorizer
 from metrics_server.auth.errors import AuthError
 from metrics_server.auth.middleware import AuthMiddleware
 from metrics_server.auth.serving import ServingConfig, serve_https
-from metrics_server.cli import NS_PER_SECOND, Options
 from metrics_server.health import HealthChecks
 from metrics_server.kube.authconfig import AuthenticationConfigSource, AuthenticationOptions
 from metrics_server.kube.caches import KubeCaches
@@ -46,6 +45,7 @@ from metrics_server.kube.connection import make_api_client
 from metrics_server.kube.errors import KubeError
 from metrics_server.kube.informer import InformerConfig
 from metrics_server.kube.reviews import AccessReviewer, ReviewCacheOptions, TokenReviewer
+from metrics_server.options import NS_PER_SECOND, Options
 from metrics_server.scrape.config import KubeletClientConfig
 from metrics_server.scrape.kubelet import KubeletClient
 from metrics_server.scrape.loop import TIMELY_FAILURE_MESSAGE, ScrapeLoop

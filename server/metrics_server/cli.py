@@ -16,14 +16,22 @@ import os
 import re
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from typing import get_args
 
 from metrics_server import __version__
+from metrics_server.app import build
+from metrics_server.kube.errors import KubeError
 from metrics_server.logs import configure_logging
+from metrics_server.options import NS_PER_SECOND, Options
+from metrics_server.scrape.config import (
+    DEFAULT_ADDRESS_TYPES,
+    DEFAULT_MAX_CONCURRENCY,
+    DEFAULT_MAX_RESPONSE_BYTES,
+    MetricsSource,
+)
 
 log = logging.getLogger(__name__)
 
-NS_PER_SECOND = 1_000_000_000
 
 _DURATION_UNITS_NS = {
     "ns": 1,
@@ -106,12 +114,9 @@ class _ExtendCommaList(argparse.Action):
         setattr(namespace, self.dest, current)
 
 
-TLS_VERSIONS = {"VersionTLS12": "1.2", "VersionTLS13": "1.3"}
 _REFUSED_TLS_VERSIONS = ("VersionTLS10", "VersionTLS11")
-ADDRESS_TYPES = ("Hostname", "InternalDNS", "InternalIP", "ExternalDNS", "ExternalIP")
-DEFAULT_ADDRESS_TYPES = list(ADDRESS_TYPES)
 DEFAULT_ALWAYS_ALLOW_PATHS = ["/healthz", "/readyz", "/livez"]
-METRICS_SOURCES = ("resource", "summary", "auto")
+METRICS_SOURCES = get_args(MetricsSource)
 
 # apiserver-library flags that change nothing here: accepted (so manifests keep working) and
 # reported once at start-up. The value after `=` (or the next argument) is consumed.
@@ -143,60 +148,6 @@ IGNORED_BOOL_FLAGS = (
     "--logtostderr",
     "--alsologtostderr",
 )
-
-
-@dataclass(frozen=True)
-class Options:
-    """Every flag's value after parsing; durations are integer nanoseconds."""
-
-    metric_resolution_ns: int
-    kubeconfig: str
-    node_selector: str
-    # kubelet
-    kubelet_port: int
-    kubelet_use_node_status_port: bool
-    kubelet_preferred_address_types: tuple[str, ...]
-    kubelet_insecure_tls: bool
-    kubelet_certificate_authority: str
-    kubelet_client_certificate: str
-    kubelet_client_key: str
-    kubelet_request_timeout_ns: int
-    kubelet_metrics_source: str
-    kubelet_max_response_bytes: int
-    kubelet_max_concurrency: int
-    deprecated_kubelet_completely_insecure: bool
-    # storage and API
-    metric_staleness_ns: int
-    serve_swap: bool
-    # serving
-    secure_port: int
-    bind_address: str
-    cert_dir: str
-    tls_cert_file: str
-    tls_private_key_file: str
-    tls_min_version: str
-    disable_http2_serving: bool
-    # authentication
-    authentication_kubeconfig: str
-    authentication_skip_lookup: bool
-    authentication_tolerate_lookup_failure: bool
-    authentication_token_webhook_cache_ttl_ns: int
-    client_ca_file: str
-    requestheader_client_ca_file: str
-    requestheader_allowed_names: tuple[str, ...]
-    requestheader_username_headers: tuple[str, ...]
-    requestheader_group_headers: tuple[str, ...]
-    requestheader_extra_headers_prefix: tuple[str, ...]
-    requestheader_uid_headers: tuple[str, ...]
-    # authorization
-    authorization_kubeconfig: str
-    authorization_always_allow_paths: tuple[str, ...]
-    authorization_webhook_cache_authorized_ttl_ns: int
-    authorization_webhook_cache_unauthorized_ttl_ns: int
-    # logging
-    logging_format: str
-    verbosity: int
-    ignored_flags: tuple[str, ...] = field(default=())
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -237,7 +188,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--kubelet-port", type=int, default=10250)
     flag_bool("--kubelet-use-node-status-port", "Use the port in the node status (takes precedence).")
     flag_list(
-        "--kubelet-preferred-address-types", DEFAULT_ADDRESS_TYPES, "Node address types to try, in order."
+        "--kubelet-preferred-address-types",
+        list(DEFAULT_ADDRESS_TYPES),
+        "Node address types to try, in order.",
     )
     flag_bool("--kubelet-insecure-tls", "Do not verify kubelet serving certificates (testing only).")
     g.add_argument("--kubelet-certificate-authority", default="", metavar="FILE")
@@ -253,11 +206,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="resource: /metrics/resource; summary: /stats/summary; auto: resource, falling "
         "back per node to summary when the kubelet lacks it (default).",
     )
-    g.add_argument("--kubelet-max-response-bytes", type=int, default=64 * 1024 * 1024, metavar="BYTES")
+    g.add_argument(
+        "--kubelet-max-response-bytes", type=int, default=DEFAULT_MAX_RESPONSE_BYTES, metavar="BYTES"
+    )
     g.add_argument(
         "--kubelet-max-concurrency",
         type=int,
-        default=256,
+        default=DEFAULT_MAX_CONCURRENCY,
         metavar="N",
         help="Kubelet requests in flight at once.",
     )
@@ -367,61 +322,17 @@ def _check(condition: bool, message: str) -> None:
 
 
 def validate(ns: argparse.Namespace, ignored: Sequence[str]) -> Options:
-    """Turn parsed flags into Options, refusing contradictions (FlagError names the flag)."""
+    """Turn parsed flags into Options, refusing contradictions (FlagError names the flag).
+
+    Only rules no component owns live here (resolution, staleness, files that must exist);
+    each component's own rules run in `app.build`, called by `parse_options`.
+    """
     resolution = ns.metric_resolution
     _check(resolution >= 10 * NS_PER_SECOND, "--metric-resolution must be at least 10s")
-    timeout = ns.kubelet_request_timeout
-    _check(timeout > 0, "--kubelet-request-timeout must be greater than 0")
-    _check(
-        timeout * 10 <= resolution * 9,
-        "--kubelet-request-timeout must be at most 90% of --metric-resolution "
-        "(the scrape must finish within one cycle)",
-    )
     staleness = ns.metric_staleness if ns.metric_staleness is not None else 2 * resolution
     _check(staleness >= resolution, "--metric-staleness must be at least --metric-resolution")
-    _check(
-        not (ns.kubelet_insecure_tls and ns.kubelet_certificate_authority),
-        "--kubelet-certificate-authority cannot be used with --kubelet-insecure-tls",
-    )
-    _check(
-        bool(ns.kubelet_client_certificate) == bool(ns.kubelet_client_key),
-        "--kubelet-client-certificate and --kubelet-client-key must be given together",
-    )
-    if ns.deprecated_kubelet_completely_insecure:
-        for flag, value in (
-            ("--kubelet-insecure-tls", ns.kubelet_insecure_tls),
-            ("--kubelet-certificate-authority", ns.kubelet_certificate_authority),
-            ("--kubelet-client-certificate", ns.kubelet_client_certificate),
-            ("--kubelet-client-key", ns.kubelet_client_key),
-        ):
-            _check(not value, f"--deprecated-kubelet-completely-insecure cannot be used with {flag}")
-    for address_type in ns.kubelet_preferred_address_types:
-        _check(
-            address_type in ADDRESS_TYPES,
-            f"--kubelet-preferred-address-types: unknown address type {address_type!r} "
-            f"(known: {', '.join(ADDRESS_TYPES)})",
-        )
-    _check(bool(ns.kubelet_preferred_address_types), "--kubelet-preferred-address-types must not be empty")
-    _check(1 <= ns.kubelet_port <= 65535, "--kubelet-port must be between 1 and 65535")
-    _check(ns.kubelet_max_response_bytes >= 1024, "--kubelet-max-response-bytes must be at least 1024")
-    _check(ns.kubelet_max_concurrency >= 1, "--kubelet-max-concurrency must be at least 1")
-    _check(0 <= ns.secure_port <= 65535, "--secure-port must be between 0 and 65535")
-    _check(
-        bool(ns.tls_cert_file) == bool(ns.tls_private_key_file),
-        "--tls-cert-file and --tls-private-key-file must be given together",
-    )
     if ns.tls_min_version in _REFUSED_TLS_VERSIONS:
         raise FlagError(f"--tls-min-version {ns.tls_min_version} is refused: TLS 1.2 is the minimum")
-    _check(
-        ns.tls_min_version in TLS_VERSIONS,
-        f"--tls-min-version: unknown version {ns.tls_min_version!r} (want VersionTLS12 or VersionTLS13)",
-    )
-    for flag, ttl in (
-        ("--authentication-token-webhook-cache-ttl", ns.authentication_token_webhook_cache_ttl),
-        ("--authorization-webhook-cache-authorized-ttl", ns.authorization_webhook_cache_authorized_ttl),
-        ("--authorization-webhook-cache-unauthorized-ttl", ns.authorization_webhook_cache_unauthorized_ttl),
-    ):
-        _check(ttl >= 0, f"{flag} must not be negative")
     _check(ns.verbosity >= 0, "-v must not be negative")
     for flag, path in (
         ("--kubeconfig", ns.kubeconfig),
@@ -448,7 +359,7 @@ def validate(ns: argparse.Namespace, ignored: Sequence[str]) -> Options:
         kubelet_certificate_authority=ns.kubelet_certificate_authority,
         kubelet_client_certificate=ns.kubelet_client_certificate,
         kubelet_client_key=ns.kubelet_client_key,
-        kubelet_request_timeout_ns=timeout,
+        kubelet_request_timeout_ns=ns.kubelet_request_timeout,
         kubelet_metrics_source=ns.kubelet_metrics_source,
         kubelet_max_response_bytes=ns.kubelet_max_response_bytes,
         kubelet_max_concurrency=ns.kubelet_max_concurrency,
@@ -484,10 +395,20 @@ def validate(ns: argparse.Namespace, ignored: Sequence[str]) -> Options:
 
 
 def parse_options(argv: Sequence[str]) -> Options:
-    """Parse and validate server flags. Raises FlagError (or SystemExit from argparse)."""
+    """Parse and validate server flags, including every component's own rules.
+
+    Raises FlagError naming the flag (or SystemExit from argparse for unknown flags).
+    """
     kept, ignored = _split_ignored(argv)
     ns = build_parser().parse_args(kept)
-    return validate(ns, ignored)
+    options = validate(ns, ignored)
+    try:
+        build(options)
+    except (ValueError, KubeError) as exc:  # each component's error carries its flag
+        flag = getattr(exc, "flag", "")
+        message = str(exc)
+        raise FlagError(message if message.startswith(flag) else f"{flag}: {message}") from exc
+    return options
 
 
 def _run_simulator(argv: Sequence[str]) -> int:

@@ -106,36 +106,44 @@ def test_pflag_forms() -> None:
     ("argv", "message"),
     [
         (["--metric-resolution=5s"], "--metric-resolution must be at least 10s"),
-        (["--kubelet-request-timeout=0s"], "--kubelet-request-timeout must be greater than 0"),
+        (["--kubelet-request-timeout=0s"], "--kubelet-request-timeout should be positive"),
         (
             ["--metric-resolution=10s", "--kubelet-request-timeout=10s"],
-            "--kubelet-request-timeout must be at most 90% of --metric-resolution",
+            "--kubelet-request-timeout (10s) must not exceed 90% of --metric-resolution (10s)",
         ),
         (
             ["--metric-resolution=15s", "--metric-staleness=10s"],
             "--metric-staleness must be at least --metric-resolution",
         ),
         (
-            ["--kubelet-insecure-tls", "--kubelet-certificate-authority=x"],
-            "--kubelet-certificate-authority cannot be used with --kubelet-insecure-tls",
+            ["--kubelet-insecure-tls", "--kubelet-certificate-authority=pyproject.toml"],
+            "--kubelet-certificate-authority: cannot use both --kubelet-certificate-authority and "
+            "--kubelet-insecure-tls",
         ),
         (
-            ["--kubelet-client-certificate=c"],
-            "--kubelet-client-certificate and --kubelet-client-key must be given together",
+            ["--kubelet-client-certificate=pyproject.toml"],
+            "--kubelet-client-key: need both --kubelet-client-key and --kubelet-client-certificate",
         ),
         (
             ["--deprecated-kubelet-completely-insecure", "--kubelet-insecure-tls"],
-            "--deprecated-kubelet-completely-insecure cannot be used with --kubelet-insecure-tls",
+            "--kubelet-insecure-tls: cannot use both --kubelet-insecure-tls and "
+            "--deprecated-kubelet-completely-insecure",
         ),
         (
             ["--kubelet-preferred-address-types=InternalIP,Bogus"],
-            "--kubelet-preferred-address-types: unknown address type 'Bogus'",
+            "--kubelet-preferred-address-types: unknown address type(s) Bogus",
         ),
-        (["--tls-cert-file=a"], "--tls-cert-file and --tls-private-key-file must be given together"),
+        (
+            ["--tls-cert-file=pyproject.toml"],
+            "--tls-private-key-file: --tls-cert-file and --tls-private-key-file must be given together",
+        ),
         (["--tls-min-version=VersionTLS11"], "--tls-min-version VersionTLS11 is refused"),
-        (["--tls-min-version=TLS12"], "--tls-min-version: unknown version 'TLS12'"),
+        (["--tls-min-version=TLS12"], "--tls-min-version: unsupported version 'TLS12'"),
         (["--kubeconfig=does-not-exist"], "--kubeconfig: no such file 'does-not-exist'"),
-        (["--kubelet-max-concurrency=0"], "--kubelet-max-concurrency must be at least 1"),
+        (["--kubelet-max-concurrency=0"], "--kubelet-max-concurrency should be positive"),
+        (["--node-selector=a=("], "--node-selector: invalid label value '('"),
+        (["--secure-port=70000"], "--secure-port: 70000 must be between 1 and 65535"),
+        (["--bind-address=nope"], "--bind-address: 'nope' is not a valid IP address"),
     ],
 )
 def test_contradictions_are_refused_naming_the_flag(argv: list[str], message: str) -> None:
