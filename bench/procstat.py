@@ -1,0 +1,85 @@
+"""Process CPU and memory from /proc (Linux), read from outside the measured process.
+
+`ProcSample.read(pid)` raises `ProcessGone` when the process has exited; CPU is user + system
+time of the process itself (threads included, children not).
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import time
+from dataclasses import dataclass
+
+_CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+class ProcessGone(RuntimeError):
+    """The process to sample no longer exists."""
+
+
+@dataclass(frozen=True, slots=True)
+class ProcSample:
+    """One reading: monotonic wall time, CPU seconds so far, RSS and peak RSS (MiB)."""
+
+    wall: float
+    cpu_s: float
+    rss_mib: float
+    hwm_mib: float
+
+    @classmethod
+    def read(cls, pid: int) -> ProcSample:
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                stat = f.read()
+            with open(f"/proc/{pid}/status", "rb") as f:
+                status = f.read().decode()
+        except (FileNotFoundError, ProcessLookupError) as exc:
+            raise ProcessGone(f"process {pid} has exited") from exc
+        # Fields after the parenthesised command name (which may contain spaces): utime is the
+        # 14th field overall, i.e. index 11 after ") ".
+        fields = stat[stat.rindex(b")") + 2 :].split()
+        cpu = (int(fields[11]) + int(fields[12])) / _CLK_TCK
+        rss = hwm = 0.0
+        for line in status.splitlines():
+            if line.startswith("VmRSS:"):
+                rss = int(line.split()[1]) / 1024
+            elif line.startswith("VmHWM:"):
+                hwm = int(line.split()[1]) / 1024
+        return cls(time.monotonic(), cpu, rss, hwm)
+
+    @classmethod
+    def self(cls) -> ProcSample:
+        """This process, from getrusage (peak RSS only: ru_maxrss)."""
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        peak = usage.ru_maxrss / 1024
+        return cls(time.monotonic(), usage.ru_utime + usage.ru_stime, peak, peak)
+
+
+def machine_busy_s() -> tuple[float, float]:
+    """(monotonic wall, CPU seconds all cores spent busy since boot) from /proc/stat.
+
+    The difference between two readings, minus the measured processes' CPU, is what everything
+    else on the machine used meanwhile (other jobs disturb latency and cycle times)."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return time.monotonic(), (sum(fields[:8]) - idle) / _CLK_TCK
+
+
+def cores(a: ProcSample, b: ProcSample) -> float:
+    """Average cores used between two samples of the same process."""
+    wall = b.wall - a.wall
+    return (b.cpu_s - a.cpu_s) / wall if wall > 0 else 0.0
+
+
+def raise_nofile_limit() -> tuple[int, int]:
+    """Raise this process's soft RLIMIT_NOFILE to the hard limit (children inherit it).
+
+    Every simulated kubelet holds a listening socket plus one accepted connection, and the
+    server one client connection per node: 5000 nodes need > 10,000 descriptors in the
+    simulator. Returns the (soft, hard) limits now in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)

@@ -1,0 +1,529 @@
+"""Run one scale scenario: simulator and metrics server in their own processes, measured from outside.
+
+Sequence: start `python -m kubesim` (N nodes x M pods, aggregator pointed at the server's port),
+start the real server with the flags the simulator prints (plus `--metric-resolution=R`), wait
+for `/readyz`, wait for one more tick (the first is cold: TLS handshakes), then record K cycles
+while the API load (bench.load) runs. Per cycle (one line printed each):
+
+* duration: from the server's `metrics_server_manager_tick_duration_seconds` (the `_sum` delta
+  over the `_count` delta between two polls of `/metrics`, so each cycle's own duration);
+* server CPU (cores) and RSS from /proc/<pid>; the simulator's and this harness's CPU too, as
+  they share the machine;
+* kubelet requests ok/failed and stored points from the same `/metrics`.
+
+`/metrics` is read with the simulator's admin bearer token directly from the server (the server
+authenticates it with a TokenReview and authorizes it with a SubjectAccessReview against the
+simulator; the aggregator only proxies metrics.k8s.io). Failure modes: a process that exits
+early, or a timeout waiting for readiness, raises `BenchError` with the tail of its log.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import platform
+import re
+import shutil
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import trio
+import yaml
+
+from bench.load import API, LoadConfig, LoadGenerator, percentile
+from bench.procstat import ProcSample, cores, machine_busy_s, raise_nofile_limit
+from bench.promtext import ServerCounters, parse
+
+SERVER_MAIN = "import sys; from metrics_server.cli import main; sys.exit(main())"
+_READY_LINE = re.compile(r"kubesim ready in ([\d.]+)s")
+_APISERVER_LINE = re.compile(r"apiserver:\s+(https://\S+)")
+
+
+class BenchError(RuntimeError):
+    """The scenario could not run (a process died, readiness timed out); the message says which."""
+
+
+@dataclass(frozen=True)
+class Scenario:
+    nodes: int
+    pods_per_node: int
+    resolution_s: float = 15.0
+    cycles: int = 5
+    via: str = "direct"
+    load: LoadConfig = field(default_factory=LoadConfig)
+    poll_s: float = 0.0
+    """How often to read /metrics (0: resolution / 3)."""
+    address_prefix: int = 70
+    ready_timeout_s: float = 900.0
+
+
+@dataclass
+class Proc:
+    """A child process with its log file."""
+
+    name: str
+    process: trio.Process
+    log: Path
+
+    def tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def check_alive(self) -> None:
+        if self.process.returncode is not None:
+            raise BenchError(
+                f"{self.name} exited with {self.process.returncode}; last lines of {self.log}:\n{self.tail()}"
+            )
+
+
+def machine_info() -> dict[str, Any]:
+    model = ""
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    with open("/proc/meminfo") as f:
+        mem_kib = int(f.readline().split()[1])
+    return {
+        "nproc": os.cpu_count(),
+        "cpu_model": model,
+        "mem_total_mib": mem_kib // 1024,
+        "python": platform.python_version(),
+        "kernel": platform.release(),
+        "nofile_limit": list(raise_nofile_limit()),
+    }
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def duration_flag(seconds: float) -> str:
+    return f"{seconds:g}s"
+
+
+def parse_duration(text: str) -> float:
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)(ms|s|m)?", text.strip())
+    if not m:
+        raise argparse.ArgumentTypeError(f"expected a duration like 15s or 1m, got {text!r}")
+    return float(m.group(1)) * {"ms": 0.001, "s": 1.0, "m": 60.0, None: 1.0}[m.group(2)]
+
+
+class Harness:
+    """One scenario's processes, clients and measurements."""
+
+    def __init__(self, scenario: Scenario, workdir: Path, progress: bool = True) -> None:
+        self.s = scenario
+        self.workdir = workdir
+        self.state = workdir / "state"
+        self.progress = progress
+        self.port = free_port()
+        self.sim: Proc | None = None
+        self.server: Proc | None = None
+        self.api_url = ""
+        self.timings: dict[str, float] = {}
+        self.cycles: list[dict[str, Any]] = []
+
+    def say(self, text: str) -> None:
+        if self.progress:
+            print(text, flush=True)
+
+    # --- processes ---------------------------------------------------------------------
+
+    async def _spawn(self, name: str, argv: list[str]) -> Proc:
+        log = self.workdir / f"{name}.log"
+        handle = log.open("wb")
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        process = await trio.lowlevel.open_process(argv, stdout=handle, stderr=subprocess.STDOUT, env=env)
+        handle.close()
+        return Proc(name, process, log)
+
+    async def start_simulator(self) -> None:
+        s = self.s
+        started = time.monotonic()
+        self.sim = await self._spawn(
+            "kubesim",
+            [
+                sys.executable,
+                "-m",
+                "kubesim",
+                f"--nodes={s.nodes}",
+                f"--pods-per-node={s.pods_per_node}",
+                f"--state-dir={self.state}",
+                "--port=0",
+                f"--address-prefix=127.{s.address_prefix}",
+                f"--metrics-server-url=https://127.0.0.1:{self.port}",
+                "--log-level=WARNING",
+            ],
+        )
+        while True:
+            self.sim.check_alive()
+            text = self.sim.log.read_text(errors="replace")
+            ready, url = _READY_LINE.search(text), _APISERVER_LINE.search(text)
+            if ready and url:
+                self.api_url = url.group(1)
+                break
+            if time.monotonic() - started > s.ready_timeout_s:
+                raise BenchError(f"kubesim not ready after {s.ready_timeout_s:.0f}s:\n{self.sim.tail()}")
+            await trio.sleep(0.5)
+        self.timings["simulator_ready_s"] = round(time.monotonic() - started, 2)
+        self.timings["simulator_rss_mib_at_ready"] = round(ProcSample.read(self.sim.process.pid).rss_mib, 1)
+        self.say(
+            f"kubesim ready in {self.timings['simulator_ready_s']:.1f}s "
+            f"(rss {self.timings['simulator_rss_mib_at_ready']:.0f} MiB), apiserver {self.api_url}"
+        )
+
+    def server_argv(self) -> list[str]:
+        kc = self.state / "metrics-server.kubeconfig"
+        return [
+            sys.executable,
+            "-c",
+            SERVER_MAIN,
+            f"--kubeconfig={kc}",
+            f"--authentication-kubeconfig={kc}",
+            f"--authorization-kubeconfig={kc}",
+            f"--kubelet-certificate-authority={self.state / 'ca.crt'}",
+            "--kubelet-preferred-address-types=InternalIP",
+            "--kubelet-port=10250",
+            f"--secure-port={self.port}",
+            "--bind-address=127.0.0.1",
+            f"--cert-dir={self.state / 'ms-certs'}",
+            f"--metric-resolution={duration_flag(self.s.resolution_s)}",
+        ] + (
+            # The server requires the kubelet timeout (default 10s) to fit in 90% of a cycle.
+            [f"--kubelet-request-timeout={duration_flag(round(0.9 * self.s.resolution_s, 1))}"]
+            if 0.9 * self.s.resolution_s < 10
+            else []
+        )
+
+    async def start_server(self) -> None:
+        self.server = await self._spawn("metrics-server", self.server_argv())
+        self.server_started = time.monotonic()
+
+    # --- clients -----------------------------------------------------------------------
+
+    def admin_token(self) -> str:
+        config = yaml.safe_load((self.state / "kubeconfig").read_text())
+        users = {u["name"]: u["user"] for u in config["users"]}
+        return str(users["admin"]["token"])
+
+    def server_client(self, **kwargs: Any) -> httpx.AsyncClient:
+        """A client for the server itself, verifying its self-signed serving certificate."""
+        ctx = ssl.create_default_context(cafile=str(self.state / "ms-certs" / "apiserver.crt"))
+        return httpx.AsyncClient(
+            base_url=f"https://127.0.0.1:{self.port}",
+            verify=ctx,
+            headers={"Authorization": f"Bearer {self.admin_token()}"},
+            timeout=60,
+            **kwargs,
+        )
+
+    def aggregator_client(self, **kwargs: Any) -> httpx.AsyncClient:
+        ctx = ssl.create_default_context(cafile=str(self.state / "ca.crt"))
+        return httpx.AsyncClient(
+            base_url=self.api_url,
+            verify=ctx,
+            headers={"Authorization": f"Bearer {self.admin_token()}"},
+            timeout=60,
+            **kwargs,
+        )
+
+    async def wait_ready(self) -> None:
+        assert self.server is not None
+        deadline = time.monotonic() + self.s.ready_timeout_s
+        client: httpx.AsyncClient | None = None
+        try:
+            while True:
+                self.server.check_alive()
+                if time.monotonic() > deadline:
+                    raise BenchError(f"metrics server not ready in time:\n{self.server.tail()}")
+                if client is None and (self.state / "ms-certs" / "apiserver.crt").exists():
+                    client = self.server_client()
+                if client is not None:
+                    try:
+                        r = await client.get("/readyz")
+                        if r.status_code == 200:
+                            break
+                    except (httpx.HTTPError, ssl.SSLError):
+                        pass
+                await trio.sleep(0.25)
+        finally:
+            if client is not None:
+                await client.aclose()
+        self.timings["server_ready_s"] = round(time.monotonic() - self.server_started, 2)
+        self.say(f"metrics server ready in {self.timings['server_ready_s']:.1f}s (first tick stored)")
+
+    # --- measurement -------------------------------------------------------------------
+
+    async def counters(self, client: httpx.AsyncClient) -> ServerCounters:
+        r = await client.get("/metrics")
+        if r.status_code != 200:
+            raise BenchError(f"/metrics answered {r.status_code}: {r.text[:300]}")
+        return parse(r.text)
+
+    async def pod_sample(self, client: httpx.AsyncClient, count: int = 500) -> list[tuple[str, str]]:
+        r = await client.get(f"{API}/pods")
+        r.raise_for_status()
+        items = orjson.loads(r.content)["items"]
+        step = max(1, len(items) // count)
+        return [(i["metadata"]["namespace"], i["metadata"]["name"]) for i in items[::step]]
+
+    async def measure(self) -> dict[str, Any]:
+        assert self.server is not None and self.sim is not None
+        s = self.s
+        poll = s.poll_s or s.resolution_s / 3
+        monitor = self.server_client()
+        api = monitor if s.via == "direct" else self.aggregator_client()
+        async with monitor:
+            pods = await self.pod_sample(monitor)
+            load = LoadGenerator(api, s.load, pods)
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(load.run)
+                # Readiness needs two ticks (rates need two points); the first one is cold (TLS
+                # handshakes), so recording starts after the second: every recorded cycle is warm.
+                now = await self.counters(monitor)
+                while now.ticks < 2:
+                    await trio.sleep(poll)
+                    self.server.check_alive()
+                    self.sim.check_alive()
+                    now = await self.counters(monitor)
+                self.say(
+                    f"recording {s.cycles} cycles after tick {now.ticks} (poll /metrics every {poll:g}s)"
+                )
+                prev = now
+                start = marks = (
+                    ProcSample.read(self.server.process.pid),
+                    ProcSample.read(self.sim.process.pid),
+                    ProcSample.self(),
+                )
+                busy_start = machine_busy_s()
+                load.recording = True
+                metrics_cost: list[float] = []
+                while len(self.cycles) < s.cycles:
+                    await trio.sleep(poll)
+                    self.server.check_alive()
+                    self.sim.check_alive()
+                    t0 = time.monotonic()
+                    now = await self.counters(monitor)
+                    metrics_cost.append(time.monotonic() - t0)
+                    if now.ticks == prev.ticks:
+                        continue
+                    samples = (
+                        ProcSample.read(self.server.process.pid),
+                        ProcSample.read(self.sim.process.pid),
+                        ProcSample.self(),
+                    )
+                    self._record(prev, now, marks, samples, load)
+                    prev, marks = now, samples
+                load.recording = False
+                busy_end = machine_busy_s()
+                loadavg = os.getloadavg()[0]
+                nursery.cancel_scope.cancel()
+            end = marks
+            nodes = orjson.loads((await monitor.get(f"{API}/nodes")).content)["items"]
+            all_pods = orjson.loads((await monitor.get(f"{API}/pods")).content)["items"]
+        if api is not monitor:
+            await api.aclose()
+        durations = sorted(c["duration_s"] for c in self.cycles)
+        return {
+            "cycle_s": {
+                "p50": round(percentile(durations, 50), 3),
+                "p99": round(percentile(durations, 99), 3),
+                "max": round(durations[-1], 3),
+                "mean": round(sum(durations) / len(durations), 3),
+            },
+            "server_cores_avg": round(cores(start[0], end[0]), 4),
+            "server_cpu_s_per_cycle": round((end[0].cpu_s - start[0].cpu_s) / len(self.cycles), 3),
+            "server_rss_mib_max": round(max(c["server_rss_mib"] for c in self.cycles), 1),
+            "server_rss_mib_end": round(end[0].rss_mib, 1),
+            "server_rss_mib_peak": round(end[0].hwm_mib, 1),
+            "simulator_cores_avg": round(cores(start[1], end[1]), 4),
+            "simulator_rss_mib_end": round(end[1].rss_mib, 1),
+            "harness_cores_avg": round(cores(start[2], end[2]), 4),
+            # Everything else on the machine while recording (other jobs skew latency and cycles).
+            "other_cores_avg": round(
+                (busy_end[1] - busy_start[1]) / (busy_end[0] - busy_start[0])
+                - sum(cores(a, b) for a, b in zip(start, end, strict=True)),
+                3,
+            ),
+            "loadavg_1m_end": round(loadavg, 2),
+            "scrape_requests_ok": sum(c["scrape_ok"] for c in self.cycles),
+            "scrape_errors": sum(c["scrape_failed"] for c in self.cycles),
+            "nodes_served": len(nodes),
+            "pods_served": len(all_pods),
+            "containers_served": sum(len(p["containers"]) for p in all_pods),
+            "metrics_endpoint_ms_p50": round(percentile(sorted(metrics_cost), 50) * 1e3, 1),
+            "measured_wall_s": round(end[0].wall - start[0].wall, 1),
+            "api": {name: p.summary() for name, p in load.patterns.items()},
+        }
+
+    def _record(
+        self,
+        prev: ServerCounters,
+        now: ServerCounters,
+        marks: tuple[ProcSample, ProcSample, ProcSample],
+        samples: tuple[ProcSample, ProcSample, ProcSample],
+        load: LoadGenerator,
+    ) -> None:
+        ticks = now.ticks - prev.ticks
+        duration = (now.tick_seconds - prev.tick_seconds) / ticks
+        for _ in range(ticks):
+            if len(self.cycles) >= self.s.cycles:
+                break
+            cycle = {
+                "index": len(self.cycles) + 1,
+                "duration_s": round(duration, 3),
+                "merged_ticks": ticks,
+                "server_cores": round(cores(marks[0], samples[0]), 4),
+                "server_rss_mib": round(samples[0].rss_mib, 1),
+                "simulator_cores": round(cores(marks[1], samples[1]), 4),
+                "harness_cores": round(cores(marks[2], samples[2]), 4),
+                "scrape_ok": (now.requests_ok - prev.requests_ok) // ticks,
+                "scrape_failed": (now.requests_failed - prev.requests_failed) // ticks,
+                "node_points": now.node_points,
+                "container_points": now.container_points,
+            }
+            self.cycles.append(cycle)
+            lat = sorted(load.patterns["get"].latencies)
+            kub = sorted(load.patterns["kubectl"].latencies)
+            self.say(
+                f"cycle {cycle['index']}/{self.s.cycles}: tick {duration:.2f}s | server "
+                f"{cycle['server_cores']:.3f} cores {cycle['server_rss_mib']:.0f} MiB | sim "
+                f"{cycle['simulator_cores']:.2f} cores | kubelets ok {cycle['scrape_ok']} "
+                f"failed {cycle['scrape_failed']} | points {now.node_points}n/{now.container_points}c | "
+                f"get p99 {percentile(lat, 99) * 1e3:.0f}ms, all-pods p99 {percentile(kub, 99) * 1e3:.0f}ms"
+            )
+
+    # --- the whole run -----------------------------------------------------------------
+
+    async def run(self) -> dict[str, Any]:
+        try:
+            await self.start_simulator()
+            await self.start_server()
+            await self.wait_ready()
+            summary = await self.measure()
+        finally:
+            await self.stop()
+        return {
+            "scenario": {
+                **asdict(self.s),
+                # The flags as run, with this machine's temporary state path abstracted away.
+                "server_argv": [a.replace(str(self.state), "<state>") for a in self.server_argv()[3:]],
+            },
+            "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "machine": machine_info(),
+            "startup": self.timings,
+            "summary": summary,
+            "cycles": self.cycles,
+        }
+
+    async def stop(self) -> None:
+        for proc in (self.server, self.sim):
+            if proc is None or proc.process.returncode is not None:
+                continue
+            proc.process.terminate()
+            with trio.move_on_after(20):
+                await proc.process.wait()
+            if proc.process.returncode is None:
+                proc.process.kill()
+                await proc.process.wait()
+
+
+def result_name(s: Scenario) -> str:
+    return f"result-{s.nodes}x{s.pods_per_node}.json"
+
+
+async def run_scenario(scenario: Scenario, out: Path, *, keep: bool = False, progress: bool = True) -> Path:
+    """Run `scenario`, write its JSON result into `out`; returns the result path."""
+    raise_nofile_limit()
+    await trio.Path(out).mkdir(parents=True, exist_ok=True)
+    workdir = Path(tempfile.mkdtemp(prefix=f"bench-{scenario.nodes}x{scenario.pods_per_node}-"))
+    harness = Harness(scenario, workdir, progress=progress)
+    try:
+        result = await harness.run()
+    except BaseException:
+        print(f"bench: logs kept in {workdir}", file=sys.stderr)
+        raise
+    path = out / result_name(scenario)
+    path.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2) + b"\n")
+    if not keep:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return path
+
+
+def add_run_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--nodes", type=int, required=True)
+    p.add_argument("--pods-per-node", type=int, required=True)
+    p.add_argument("--resolution", type=parse_duration, default=15.0, help="--metric-resolution (e.g. 15s)")
+    p.add_argument("--cycles", type=int, default=5, help="warm cycles to record")
+    p.add_argument("--out", type=Path, default=Path("bench-results"), help="directory for results")
+    p.add_argument("--via", choices=("direct", "aggregator"), default="direct", help="API load target")
+    p.add_argument(
+        "--hpas", type=int, default=100, help="HPA-pattern clients, one request each per resolution"
+    )
+    p.add_argument(
+        "--kubectl-interval", type=parse_duration, default=5.0, help="all-pods list period (0: off)"
+    )
+    p.add_argument("--get-rate", type=float, default=5.0, help="single pod gets per second (0: off)")
+    p.add_argument("--poll", type=parse_duration, default=0.0, help="/metrics poll period (default R/3)")
+    p.add_argument("--address-prefix", type=int, default=70, help="kubelets on 127.<P+...>.x.y")
+    p.add_argument("--keep", action="store_true", help="keep the state directory and process logs")
+    p.add_argument("--no-report", action="store_true", help="do not re-render the table and plot in --out")
+
+
+def scenario_from(args: argparse.Namespace) -> Scenario:
+    if args.nodes < 1 or args.pods_per_node < 0 or args.cycles < 1:
+        raise SystemExit("bench: --nodes and --cycles must be >= 1, --pods-per-node >= 0")
+    if args.resolution < 10:
+        raise SystemExit("bench: --resolution must be >= 10s (the server refuses less)")
+    return Scenario(
+        nodes=args.nodes,
+        pods_per_node=args.pods_per_node,
+        resolution_s=args.resolution,
+        cycles=args.cycles,
+        via=args.via,
+        load=LoadConfig(
+            hpas=args.hpas,
+            hpa_period_s=args.resolution,
+            kubectl_interval_s=args.kubectl_interval,
+            get_rate=args.get_rate,
+        ),
+        poll_s=args.poll,
+        address_prefix=args.address_prefix,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="bench/run.py", description=__doc__.split("\n")[0])
+    add_run_arguments(p)
+    args = p.parse_args(argv)
+    scenario = scenario_from(args)
+    path = trio.run(partial(run_scenario, scenario, args.out, keep=args.keep))
+    print(f"bench: wrote {path}")
+    if not args.no_report:
+        from bench.report import render_dir
+
+        for written in render_dir(args.out):
+            print(f"bench: wrote {written}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
