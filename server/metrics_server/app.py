@@ -29,7 +29,7 @@ import httpx
 import prometheus_client
 import trio
 
-from k8s_metrics.kubeconfig import ClusterConnection, ConfigError, load_incluster, load_kubeconfig
+from k8s_metrics.kubeconfig import ClusterConnection
 from metrics_server import __version__
 from metrics_server.api.app import ApiOptions, create_app
 from metrics_server.auth.asgi import ASGIApp
@@ -41,7 +41,7 @@ from metrics_server.auth.serving import ServingConfig, serve_https
 from metrics_server.health import HealthChecks
 from metrics_server.kube.authconfig import AuthenticationConfigSource, AuthenticationOptions
 from metrics_server.kube.caches import KubeCaches
-from metrics_server.kube.connection import make_api_client
+from metrics_server.kube.connection import load_connection, make_api_client
 from metrics_server.kube.errors import KubeError
 from metrics_server.kube.informer import InformerConfig
 from metrics_server.kube.reviews import AccessReviewer, ReviewCacheOptions, TokenReviewer
@@ -132,11 +132,6 @@ def build(options: Options) -> Components:
     return Components(kubelet, informer, authentication, reviews, serving, api, resolution_s)
 
 
-def load_connection(kubeconfig: str) -> ClusterConnection:
-    """The kube-apiserver connection: the kubeconfig file when given, else in-cluster."""
-    return load_kubeconfig(kubeconfig) if kubeconfig else load_incluster()
-
-
 def kubelet_ssl_context(config: KubeletClientConfig, apiserver: ClusterConnection) -> ssl.SSLContext | None:
     """metrics-server reaches kubelets with the apiserver's TLS settings unless a kubelet TLS flag
     says otherwise: the same CA (in-cluster: the service account's `ca.crt`) and client
@@ -169,13 +164,17 @@ async def serve(
     authentication ConfigMap without --authentication-tolerate-lookup-failure) raise before it.
     """
     c = components or build(options)
-    apiserver = load_connection(options.kubeconfig)
-    authn_conn = (
-        load_connection(options.authentication_kubeconfig) if options.authentication_kubeconfig else apiserver
-    )
-    authz_conn = (
-        load_connection(options.authorization_kubeconfig) if options.authorization_kubeconfig else apiserver
-    )
+    # Loading may read files or run an exec credential plugin: keep it off the event loop.
+    apiserver = await trio.to_thread.run_sync(load_connection, options.kubeconfig)
+    authn_conn, authz_conn = apiserver, apiserver
+    if options.authentication_kubeconfig:
+        authn_conn = await trio.to_thread.run_sync(
+            partial(load_connection, options.authentication_kubeconfig, flag="--authentication-kubeconfig")
+        )
+    if options.authorization_kubeconfig:
+        authz_conn = await trio.to_thread.run_sync(
+            partial(load_connection, options.authorization_kubeconfig, flag="--authorization-kubeconfig")
+        )
     kubelet_config = c.kubelet
     if kubelet_config.auth is None and not kubelet_config.deprecated_completely_insecure:
         kubelet_config = _with_auth(kubelet_config, apiserver.auth)
@@ -313,7 +312,7 @@ def run_server(options: Options) -> int:
     failed = False
     try:
         trio.run(partial(serve, options, components=components, stop=None))
-    except* (ConfigError, KubeError, AuthError) as group:
+    except* (KubeError, AuthError) as group:
         # Start-up problems with a clear cause (unreadable kubeconfig, ConfigMap lookup refused,
         # port in use): one log line each, no traceback.
         for error in group.exceptions:
