@@ -278,9 +278,11 @@ def _client_for(
 
 
 async def _scrape_when_synced(caches: KubeCaches, loop: ScrapeLoop) -> None:
-    # Scraping an empty node list would mark the store "ready" with nothing in it.
-    await caches.node_informer.wait_synced()
-    log.info("Node cache synced; starting the scrape loop")
+    # As metrics-server: scraping starts once both caches are listed. Scraping an empty node list
+    # would publish an empty store, and at 150,000 pods the first pod list competes with the
+    # first scrape for the one core we have (measured in docs/performance.md).
+    await caches.wait_synced()
+    log.info("Caches synced; starting the scrape loop")
     await loop.run()
 
 
