@@ -227,7 +227,8 @@ async def serve(
         )
         served = AuthMiddleware(cast(ASGIApp, app), authenticator, authorizer)
         handle_signals = stop is None
-        stop = stop or trio.Event()
+        if stop is None:
+            stop = trio.Event()
         stop_serving = trio.Event()
 
         async with trio.open_nursery() as nursery:
@@ -295,12 +296,13 @@ async def _stop_on_signals(stop: trio.Event) -> None:
 
 
 def _tune_gc() -> None:
-    # The store keeps millions of long-lived small objects at 5000 nodes; the default young-
-    # generation threshold makes the cyclic collector re-walk them many times per cycle
-    # (measured: store() 0.7-2.5 s with defaults vs 0.5-1.0 s without the collector; see
-    # storage/store.py). Freezing start-up objects and raising the threshold removes most of it.
+    # At 5000 nodes the store holds ~1.5M live NamedTuples, which CPython's cyclic collector
+    # never untracks, so every collection of an older generation walks them. Measured with
+    # tests/server/storage/bench_cycle.py (5000x30x2): default thresholds give full collections
+    # of 1-5.9 s; (100_000, 20, 100) gives gen1 pauses of 0.5-2.7 s; (10_000, 10, 100) gives
+    # gen0 10-25 ms and gen1 60-150 ms. Freezing start-up objects keeps them out of every walk.
     gc.freeze()
-    gc.set_threshold(100_000, 20, 100)
+    gc.set_threshold(10_000, 10, 100)
 
 
 def run_server(options: Options) -> int:
