@@ -1,10 +1,16 @@
-"""The tick loop: scrape every node, hand the cycle to storage, repeat every resolution.
+"""The tick loop: scrape every node into a storage cycle, publish it, repeat every resolution.
 
 The first tick starts at once, later ones every `resolution` seconds of trio's clock. Ticks
 never overlap: a tick that overruns its slot delays the next one, which then starts as soon as
 the late one finishes. Each tick's scrape is cut off at `cycle_timeout` (default: resolution)
 after its start. An exception inside a tick (storage, the node lister, a bug) is logged and
 counted and the loop goes on; only cancellation stops it.
+
+Storage work never holds the event loop for the whole cluster: a tick begins a storage cycle,
+adds each node's batch as its scrape finishes (one node's worth of work per task step), then
+publishes it in steps with a checkpoint between each (`Cycle.publish_steps`), passing the nodes
+that failed and the wall clock at that moment. Readers see the previous cycle until the publish
+step swaps the snapshot, once per tick; a tick that fails before then publishes nothing.
 
 `collection_timely()` is metrics-server's `metric-collection-timely` liveness check: healthy
 before the first tick and while the last tick started at most 1.5 x resolution ago.
@@ -14,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator
 from typing import Protocol
 
 import trio
@@ -30,8 +36,18 @@ TIMELY_FACTOR = 1.5
 TIMELY_FAILURE_MESSAGE = "metric collection didn't finish on time"
 
 
+class StorageCycle(Protocol):
+    """What the loop needs from `storage.store.Cycle`."""
+
+    def add(self, batch: NodeBatch) -> None: ...
+
+    def publish_steps(
+        self, failed_nodes: Collection[str], *, now_ns: int | None = None
+    ) -> Iterator[None]: ...
+
+
 class Storage(Protocol):
-    def store(self, batches: Sequence[NodeBatch], failed_nodes: Collection[str], now_ns: int) -> None: ...
+    def begin(self, now_ns: int) -> StorageCycle: ...
 
     def points(self) -> tuple[int, int]:
         """(servable node points, servable container points)."""
@@ -39,7 +55,12 @@ class Storage(Protocol):
 
 
 class CycleScraper(Protocol):
-    async def scrape(self, nodes: Iterable[NodeInfo], deadline: float) -> ScrapeResult: ...
+    async def scrape(
+        self,
+        nodes: Iterable[NodeInfo],
+        deadline: float,
+        on_batch: Callable[[NodeBatch], None] | None = None,
+    ) -> ScrapeResult: ...
 
 
 class ScrapeLoop:
@@ -101,7 +122,8 @@ class ScrapeLoop:
                 next_start = now
 
     async def tick(self, start: float | None = None) -> None:
-        """One tick: list nodes, scrape until start + cycle_timeout, store. Raises only Cancelled."""
+        """One tick: list nodes, scrape until start + cycle_timeout into a storage cycle, publish
+        it. Raises only Cancelled."""
         if start is None:
             start = trio.current_time()
         self.last_tick_start = start
@@ -109,8 +131,11 @@ class ScrapeLoop:
             nodes = list(self._nodes.list())
             if self._node_filter is not None:
                 nodes = [node for node in nodes if self._node_filter(node)]
-            result = await self._scraper.scrape(nodes, start + self.cycle_timeout)
-            self._storage.store(result.batches, frozenset(result.failed), self._time_ns())
+            cycle = self._storage.begin(self._time_ns())
+            result = await self._scraper.scrape(nodes, start + self.cycle_timeout, on_batch=cycle.add)
+            # Staleness of failed nodes' points is judged when the snapshot becomes visible.
+            for _ in cycle.publish_steps(frozenset(result.failed), now_ns=self._time_ns()):
+                await trio.lowlevel.checkpoint()
             node_points, container_points = self._storage.points()
             if self._metrics is not None:
                 self._metrics.set_storage_points(node_points, container_points)

@@ -1,16 +1,19 @@
 """One scrape cycle: every node's kubelet, concurrently, under one nursery and one deadline.
 
-`Scraper.scrape(nodes, deadline)` returns a `ScrapeResult`: the batches of the nodes that
-answered (in arrival order; the first batch of a node name wins) and, for every other node, the
-`ScrapeError` saying why. It never raises for a node's failure: a kubelet that errors, hangs or
-sends garbage costs only its own node, and batches already received are kept when the deadline
-cuts the cycle short. Each failure is logged exactly once, here (NotReady nodes at debug level,
+`Scraper.scrape(nodes, deadline, on_batch)` returns a `ScrapeResult`: the batches of the nodes
+that answered (in arrival order; the first node of a name is scraped, later ones are ignored)
+and, for every other node, the `ScrapeError` saying why. `on_batch`, when given, receives each
+batch as soon as it arrives, so that storing it is spread over the cycle instead of done in one
+go at its end. It never raises for a node's failure: a kubelet that errors, hangs or sends
+garbage costs only its own node, and batches already received are kept when the deadline cuts
+the cycle short. Each failure is logged exactly once, here (NotReady nodes at debug level,
 as metrics-server v0.9 does), with metrics-server's message and the fields `node`, `err` (and
 `timeout`) in `extra`, which the formatters of `metrics_server.logs` render as `key="value"`.
 
 Like metrics-server, each node's request starts after a random stagger in
 [0, min(8 ms x nodes, 4 s)) to spread connection bursts; unlike it, at most `max_concurrency`
-requests are in flight at once.
+requests are in flight at once. A node's task is started when its stagger is over, not at the
+beginning of the cycle: starting 5000 tasks at once holds the event loop for ~100 ms.
 """
 
 from __future__ import annotations
@@ -57,6 +60,7 @@ class ScrapeResult:
 
 @dataclass(slots=True)
 class _Cycle:
+    on_batch: Callable[[NodeBatch], None] | None = None
     batches: dict[str, NodeBatch] = field(default_factory=dict)
     failed: dict[str, ScrapeError] = field(default_factory=dict)
     requested: set[str] = field(default_factory=set)
@@ -95,22 +99,39 @@ class Scraper:
         self._jitter = jitter
         self._wall_clock = wall_clock
 
-    async def scrape(self, nodes: Iterable[NodeInfo], deadline: float) -> ScrapeResult:
+    async def scrape(
+        self,
+        nodes: Iterable[NodeInfo],
+        deadline: float,
+        on_batch: Callable[[NodeBatch], None] | None = None,
+    ) -> ScrapeResult:
         """Scrape every node (the first of duplicate names) until done or until `deadline`
-        (trio clock); nodes unfinished at the deadline fail with `KubeletTimeoutError`."""
+        (trio clock); nodes unfinished at the deadline fail with `KubeletTimeoutError`.
+
+        `on_batch(batch)` is called once per node that answered, in the node's task as its
+        batch arrives (never for a failed node, never after `scrape` returned), and must not
+        block. If it raises, that node fails this cycle with an `InternalScrapeError` (logged with
+        the traceback, like a parser bug) and is not in `batches`; the other nodes go on.
+        """
         unique: dict[str, NodeInfo] = {}
         for node in nodes:
             unique.setdefault(node.name, node)
         gone = await self._client.retain(unique.keys())
         if self._metrics is not None:
             self._metrics.forget_nodes(gone)
-        cycle = _Cycle()
+        cycle = _Cycle(on_batch)
         if unique:
             bound = stagger_bound(len(unique))
+            start = trio.current_time()
+            # Sorting by start time; the index keeps equal times in node order.
+            schedule = sorted(
+                (start + self._jitter(bound), index, node) for index, node in enumerate(unique.values())
+            )
             with trio.move_on_at(deadline):
                 async with trio.open_nursery() as nursery:
-                    for node in unique.values():
-                        nursery.start_soon(self._scrape_node, node, self._jitter(bound), cycle)
+                    for at, _, node in schedule:
+                        await trio.sleep_until(at)
+                        nursery.start_soon(self._scrape_node, node, cycle)
         for name in unique:
             if name in cycle.batches or name in cycle.failed:
                 continue
@@ -124,8 +145,7 @@ class Scraper:
             self._log_failure(unique[name], error)
         return ScrapeResult(list(cycle.batches.values()), cycle.failed)
 
-    async def _scrape_node(self, node: NodeInfo, delay: float, cycle: _Cycle) -> None:
-        await trio.sleep(delay)
+    async def _scrape_node(self, node: NodeInfo, cycle: _Cycle) -> None:
         async with self._limiter:
             cycle.requested.add(node.name)
             start = trio.current_time()
@@ -145,7 +165,17 @@ class Scraper:
             finally:
                 # Also runs when the cycle deadline cancels the request.
                 self._record(node.name, success=success, duration=trio.current_time() - start)
-            cycle.batches[node.name] = batch
+        # No checkpoint since the batch arrived: the deadline cannot separate it from its delivery.
+        if cycle.on_batch is not None:
+            try:
+                cycle.on_batch(batch)
+            except Exception as exc:
+                # The request succeeded; storing its batch failed (a bug): this node only.
+                error = InternalScrapeError(f"internal error storing the batch: {describe_cause(exc)}")
+                error.__cause__ = exc
+                cycle.failed[node.name] = error
+                return
+        cycle.batches[node.name] = batch
 
     def _record(self, node: str, *, success: bool, duration: float | None) -> None:
         if self._metrics is not None:

@@ -1,10 +1,12 @@
 """The two-point store: last and previous sample per node and per container, rates, atomic publish.
 
 One scrape cycle is one `Storage.store()` call, or `Storage.begin()`, `Cycle.add()` per node
-as its scrape finishes, then `Cycle.publish()`. It computes every servable usage from the new
+as its scrape finishes, then `Cycle.publish()` (or `Cycle.publish_steps()`, the same work in
+bounded steps for an event loop to interleave). It computes every servable usage from the new
 batches and the points kept from the previous cycle, builds a complete new `DictSnapshot`, then
 publishes it by swapping one reference. `snapshot()` hands out that object; a reader keeps the
-cycle it got for as long as it holds it, whatever later cycles do.
+cycle it got for as long as it holds it, whatever later cycles do. The replaced cycle's points,
+and the usages of snapshots that readers have dropped, are freed in steps after the swap.
 
 Rates (metrics-server `resourceUsage`, with integer arithmetic):
 ``cpu_nanocores = (last.cpu_ns - prev.cpu_ns) * 1e9 // (last.timestamp_ns - prev.timestamp_ns)``,
@@ -39,25 +41,36 @@ Duplicate pods across nodes (a StatefulSet pod still reported by its old node): 
 that reports the pod wins; each duplicate is logged once (again only if it goes away and comes
 back). A node scraped OK wins over a pod kept from a failed node.
 
-Cost, measured with ``.venv/bin/python tests/server/storage/bench_store.py`` (CPython 3.11, CPU
-time, on a shared 2-vCPU VM under load where a bare loop over the same 300k containers takes
-~50 ms), 5000 nodes x 30 pods x 2 containers: first cycle ~0.2 s; steady state 0.5-1.0 s with the
-garbage collector disabled and 0.7-2.5 s at its default thresholds, i.e. ~2 µs per container
-plus the collector walking the millions of live points (the server should raise the gc
-thresholds or gc.freeze() after start-up). Per node (``Cycle.add``) that is 0.1-0.4 ms.
-``snapshot()`` ~0.1 µs, ``snapshot().pod(ns, name)`` and ``.node(name)`` ~0.4 µs.
+Cost at 5000 nodes x 30 pods x 2 containers (CPython 3.11, a shared 2-vCPU VM under load where a
+bare loop over the same 300k containers takes ~50 ms):
+
+* ``.venv/bin/python tests/server/storage/bench_store.py`` (one-shot ``store()``, CPU time): first
+  cycle ~0.2 s; steady state 0.5-1.0 s with the garbage collector disabled and 0.7-2.5 s at its
+  default thresholds, i.e. ~2 µs per container plus the collector walking the live points.
+  ``snapshot()`` ~0.1 µs, ``snapshot().pod(ns, name)`` and ``.node(name)`` ~0.4 µs.
+* ``.venv/bin/python tests/server/storage/bench_cycle.py`` (the real scrape loop into the store,
+  answers spread over 4 s, longest event-loop step in thread CPU time): the incremental cycle
+  holds the loop for at most ~10 ms at a time (``Cycle.add`` 0.1-0.4 ms per node, rarely up to
+  8; 75-300 publish steps of at most 3-7 ms), where one ``store()`` call held it for 0.7-1.7 s.
+  Store CPU per cycle is unchanged (0.7-1.1 s with the collector off). Dropping a snapshot costs
+  its last reader ~0 ms instead of ~60 ms. What still stalls the loop is the cyclic garbage
+  collector: the ~1.5M live NamedTuples (``Point``, ``PodUsage``, ``ContainerUsage``) are never
+  untracked (CPython only untracks exact tuples), so with the server's thresholds (100_000, 20,
+  100) each cycle has ~13 gen0 pauses of 50-200 ms and every other cycle a gen1 pause of
+  0.5-2.7 s; see the bench's ``--gc`` options.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from itertools import islice
 from typing import NamedTuple
 
 from metrics_server.scrape.batch import NodeBatch, PodKey, Point
 from metrics_server.storage.snapshot import ContainerUsage, DictSnapshot, NodeUsage, PodUsage
 
-__all__ = ["FRESH_CONTAINER_MIN_AGE_NS", "Cycle", "Storage"]
+__all__ = ["FRESH_CONTAINER_MIN_AGE_NS", "PUBLISH_STEP_PODS", "Cycle", "Storage"]
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +78,8 @@ NS_PER_SECOND = 1_000_000_000
 FRESH_CONTAINER_MIN_AGE_NS = 10 * NS_PER_SECOND
 """A container measured from its start time must have run at least this long (metrics-server's
 ``freshContainerMinMetricsResolution``): shorter windows give too noisy a rate."""
+PUBLISH_STEP_PODS = 2048
+"""Default size of one step of `Cycle.publish_steps`, in pods (a node counts as one): a few ms."""
 
 
 class _NodeState(NamedTuple):
@@ -81,6 +96,27 @@ class _NodeState(NamedTuple):
     pod_usage: dict[PodKey, PodUsage]
     served_containers: int
     """Sum of len(containers) over pod_usage (for points() without a second pass)."""
+
+
+_Graveyard = list[Mapping[PodKey, PodUsage] | Mapping[str, NodeUsage]]
+
+
+class _Snapshot(DictSnapshot):
+    """The snapshot `Storage` publishes. When the last reader drops it, its two mappings go to
+    the storage's graveyard instead of being freed on the spot: freeing a cycle's ~1M usage
+    objects takes ~60 ms, which would otherwise stall whichever request let go of it last. The
+    storage frees them in steps at its next publish (see `Storage._reap`)."""
+
+    __slots__ = ("_graveyard",)
+
+    def __init__(
+        self, graveyard: _Graveyard, nodes: dict[str, NodeUsage], pods: dict[PodKey, PodUsage]
+    ) -> None:
+        super().__init__(nodes, pods)
+        self._graveyard = graveyard
+
+    def __del__(self) -> None:
+        self._graveyard.extend((self.pods, self.nodes))
 
 
 class _Published(NamedTuple):
@@ -259,7 +295,8 @@ class Storage:
         self._staleness_ns = staleness_ns
         self._fresh_max_age_ns = resolution_ns
         self._states: dict[str, _NodeState] = {}
-        self._published = _Published(DictSnapshot(), (0, 0), False)
+        self._graveyard: _Graveyard = []
+        self._published = _Published(_Snapshot(self._graveyard, {}, {}), (0, 0), False)
         self._duplicates: set[PodKey] = set()
 
     def snapshot(self) -> DictSnapshot:
@@ -288,15 +325,19 @@ class Storage:
 
     def begin(self, now_ns: int) -> Cycle:
         """Start building a cycle incrementally, so that the work can be spread over a scrape
-        round (add each node's batch as its scrape finishes) instead of blocking the event loop
-        for the whole cluster at once."""
+        round (add each node's batch as its scrape finishes, then `Cycle.publish_steps`) instead
+        of blocking the event loop for the whole cluster at once.
+
+        `now_ns` is the cycle's time (wall clock, ns since the epoch) for the staleness of failed
+        nodes' points; `Cycle.publish` may replace it with the time of publishing."""
         return Cycle(self, now_ns)
 
     def _publish(
         self,
         base: dict[str, _NodeState],
         states: dict[str, _NodeState],
-        snapshot: DictSnapshot,
+        nodes: dict[str, NodeUsage],
+        pods: dict[PodKey, PodUsage],
         containers: int,
         duplicates: dict[PodKey, tuple[str, str]],
     ) -> None:
@@ -312,13 +353,45 @@ class Storage:
                     first,
                 )
         self._duplicates = set(duplicates)
-        node_count, pod_count = len(snapshot.nodes), len(snapshot.pods)
+        node_count, pod_count = len(nodes), len(pods)
         ready = node_count > 0 and pod_count > 0
         if ready != self._published.ready:
             _log_readiness(ready, node_count, pod_count)
         self._states = states
-        # The publish: everything was built aside; one reference swap makes it visible.
+        # The publish: everything was built aside; one reference swap makes it visible. The old
+        # snapshot's usages stay referenced by `base` (freed in steps by `_reap`), so dropping
+        # it here costs little.
+        snapshot = _Snapshot(self._graveyard, nodes, pods)
         self._published = _Published(snapshot, (node_count, containers), ready)
+
+    def _reap(self, base: dict[str, _NodeState], step: int) -> Iterator[None]:
+        """Free the replaced cycle's states and the graveyard's mappings, yielding every `step`
+        pods' worth. Nothing a reader can reach is mutated: `base` is no longer the current
+        state, and a graveyard mapping is freed through private lists, so a reader that still
+        holds one of those mappings (not the snapshot) keeps it whole."""
+        work = 0
+        while base:
+            _, state = base.popitem()
+            work += len(state.pod_last) + 1
+            del state  # freed here, not when the next one is popped
+            if work >= step:
+                work = 0
+                yield
+        graveyard = self._graveyard
+        while graveyard:
+            mapping = graveyard.pop()
+            # Even taking a reference to every key and value touches ~1M objects' memory
+            # (~10 ms), so that is done in steps too. The mappings are immutable once published.
+            objects: list[object] = []
+            keys, values = iter(mapping.keys()), iter(mapping.values())
+            for _ in range(0, len(mapping), step):
+                objects += islice(keys, step)
+                objects += islice(values, step)
+                yield
+            del mapping, keys, values  # only decrements: `objects` holds every key and value
+            while objects:
+                del objects[-step:]
+                yield
 
 
 class Cycle:
@@ -374,38 +447,58 @@ class Cycle:
         else:
             self._merge_slow(name, state, report=True)
 
-    def publish(self, failed_nodes: Collection[str]) -> None:
-        """Finish the cycle and make it the one readers see.
+    def publish(self, failed_nodes: Collection[str], *, now_ns: int | None = None) -> None:
+        """Finish the cycle and make it the one readers see: `publish_steps` run to the end."""
+        for _ in self.publish_steps(failed_nodes, now_ns=now_ns):
+            pass
+
+    def publish_steps(
+        self, failed_nodes: Collection[str], *, now_ns: int | None = None, step_pods: int = PUBLISH_STEP_PODS
+    ) -> Iterator[None]:
+        """`publish`, as a generator that pauses every `step_pods` pods' worth of work, so that
+        an event loop can serve requests in between (`for _ in steps: await checkpoint()`).
 
         `failed_nodes`: nodes whose scrape failed; each keeps its previous points (node and pods)
-        until they are older than the staleness limit. A node that was also added counts as
-        scraped OK. A node neither added nor failed is forgotten.
+        until they are sampled more than the staleness limit before `now_ns` (default: the time
+        given to `begin`). A node that was also added counts as scraped OK. A node neither added
+        nor failed is forgotten.
+
+        Steps: keep the failed nodes' points; publish (one reference swap, readers see the old
+        cycle before it and the new one after); free the replaced cycle's points. Once iteration
+        has started the cycle takes no more `add` (RuntimeError). Abandoning the iterator before
+        the swap publishes nothing and leaves the stored points as they were (like an abandoned
+        cycle); abandoning it after the swap leaves the rest to be freed at once with the cycle.
         """
+        if step_pods <= 0:
+            raise ValueError(f"step_pods must be positive, got {step_pods}")
         storage = self._live()
-        cutoff = self._now_ns - storage._staleness_ns
+        self._storage = None
+        cutoff = (self._now_ns if now_ns is None else now_ns) - storage._staleness_ns
+        work = 0
         for name in failed_nodes:
             previous = self._base.get(name)
             if name in self._states or previous is None:
                 continue
+            work += len(previous.pod_last) + 1
             kept = _retain(previous, cutoff)
-            if kept is None:
-                continue
-            self._states[name] = kept
-            if kept.node_usage is not None:
-                self._nodes[name] = kept.node_usage
-            self._merge_slow(name, kept, report=False)
-        self._storage = None
+            if kept is not None:
+                self._states[name] = kept
+                if kept.node_usage is not None:
+                    self._nodes[name] = kept.node_usage
+                self._merge_slow(name, kept, report=False)
+            if work >= step_pods:
+                work = 0
+                yield
         storage._publish(
-            self._base,
-            self._states,
-            DictSnapshot(self._nodes, self._pods),
-            self._containers,
-            self._duplicates,
+            self._base, self._states, self._nodes, self._pods, self._containers, self._duplicates
         )
+        self._owner = {}
+        yield
+        yield from storage._reap(self._base, step_pods)
 
     def _live(self) -> Storage:
         if self._storage is None:
-            raise RuntimeError("this cycle was already published")
+            raise RuntimeError("this cycle was already published (or is being published)")
         return self._storage
 
     def _merge_slow(self, name: str, state: _NodeState, *, report: bool) -> None:

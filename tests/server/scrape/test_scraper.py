@@ -212,6 +212,75 @@ async def test_duplicate_node_names_first_wins() -> None:
     assert result.failed == {}
 
 
+async def test_on_batch_receives_each_batch_as_it_arrives(autojump_clock: trio.testing.MockClock) -> None:
+    delays = {"slow": 3.0, "a": 1.0, "bad": 2.0, "b": 2.5}
+
+    class Delayed(StubClient):
+        async def scrape(self, node: NodeInfo) -> NodeBatch:
+            await trio.sleep(delays[node.name])
+            return await super().scrape(node)
+
+    batches = {name: NodeBatch(name) for name in ["slow", "a", "b"]}
+    client = Delayed({**batches, "bad": KubeletError("nope")})
+    received: list[tuple[NodeBatch, float]] = []
+    scraper = Scraper(client, request_timeout=10, max_concurrency=8, jitter=no_jitter)
+    t0 = trio.current_time()
+    nodes = [make_node(n, "127.0.0.1") for n in ["slow", "a", "bad", "b"]] + [make_node("a", "127.0.0.2")]
+    result = await scraper.scrape(
+        nodes, t0 + 15, on_batch=lambda b: received.append((b, trio.current_time() - t0))
+    )
+    # Once per node that answered (the first node named "a" only), in arrival order, on arrival.
+    assert [(b.node, round(t, 6)) for b, t in received] == [("a", 1.0), ("b", 2.5), ("slow", 3.0)]
+    assert [b for b, _ in received] == [batches["a"], batches["b"], batches["slow"]]
+    assert all(received_b is batch for (received_b, _), batch in zip(received, result.batches, strict=True))
+    assert list(result.failed) == ["bad"]
+
+
+async def test_on_batch_not_called_after_the_deadline(autojump_clock: trio.testing.MockClock) -> None:
+    class Slow(StubClient):
+        async def scrape(self, node: NodeInfo) -> NodeBatch:
+            await trio.sleep(20 if node.name == "late" else 1)
+            return await super().scrape(node)
+
+    client = Slow({"late": NodeBatch("late"), "a": NodeBatch("a")})
+    received: list[str] = []
+    scraper = Scraper(client, request_timeout=30, max_concurrency=8, jitter=no_jitter)
+    nodes = [make_node("late", "127.0.0.1"), make_node("a", "127.0.0.1")]
+    result = await scraper.scrape(nodes, trio.current_time() + 15, on_batch=lambda b: received.append(b.node))
+    assert received == ["a"]
+    assert [b.node for b in result.batches] == ["a"]
+    assert isinstance(result.failed["late"], KubeletTimeoutError)
+
+
+async def test_on_batch_raising_fails_only_that_node(caplog: pytest.LogCaptureFixture) -> None:
+    registry = CollectorRegistry()
+    metrics = SelfMetrics(registry, 15)
+    client = StubClient({"a": NodeBatch("a"), "b": NodeBatch("b"), "c": NodeBatch("c")})
+    stored: list[str] = []
+
+    def on_batch(batch: NodeBatch) -> None:
+        if batch.node == "b":
+            raise KeyError("lost")
+        stored.append(batch.node)
+
+    scraper = Scraper(client, request_timeout=10, max_concurrency=8, metrics=metrics, jitter=no_jitter)
+    nodes = [make_node(n, "127.0.0.1") for n in "abc"]
+    result = await scraper.scrape(nodes, trio.current_time() + 15, on_batch=on_batch)
+    assert (sorted(stored), sorted(b.node for b in result.batches)) == (["a", "c"], ["a", "c"])
+    [error] = result.failed.values()
+    assert isinstance(error, InternalScrapeError) and list(result.failed) == ["b"]
+    assert str(error) == "internal error storing the batch: KeyError: 'lost'"
+    [record] = [r for r in caplog.records if r.name == "metrics_server.scrape.scraper"]
+    assert (record.getMessage(), record.node, record.err) == (  # type: ignore[attr-defined]
+        "Failed to scrape node",
+        "b",
+        "internal error storing the batch: KeyError: 'lost'",
+    )
+    assert record.exc_info is not None and isinstance(record.exc_info[1], KeyError)
+    # The kubelet did answer: the request counts as a success.
+    assert 'metrics_server_kubelet_request_total{success="true"} 3.0' in generate(registry)
+
+
 async def test_kubelet_error_is_a_failure_not_an_exception() -> None:
     client = StubClient({"a": KubeletError('request failed, status: "401 Unauthorized"')})
     scraper = Scraper(client, request_timeout=10, max_concurrency=8, jitter=no_jitter)
@@ -251,6 +320,30 @@ async def test_requests_start_after_their_stagger(autojump_clock: trio.testing.M
     t0 = trio.current_time()
     await scraper.scrape([make_node("a", "127.0.0.1"), make_node("b", "127.0.0.1")], t0 + 15)
     assert {k: round(v - t0, 6) for k, v in started.items()} == {"a": 0.004, "b": 0.011}
+
+
+async def test_each_node_task_starts_when_its_stagger_is_over(autojump_clock: trio.testing.MockClock) -> None:
+    class Spawns(trio.abc.Instrument):
+        def __init__(self) -> None:
+            self.times: list[float] = []
+
+        def task_spawned(self, task: trio.lowlevel.Task) -> None:
+            if task.name.endswith("_scrape_node"):
+                self.times.append(trio.current_time())
+
+    spawns = Spawns()
+    client = StubClient({n: NodeBatch(n) for n in "abc"})
+    delays = iter([2.0, 0.0, 1.0])
+    scraper = Scraper(client, request_timeout=10, max_concurrency=8, jitter=lambda bound: next(delays))
+    t0 = trio.current_time()
+    trio.lowlevel.add_instrument(spawns)
+    try:
+        result = await scraper.scrape([make_node(n, "127.0.0.1") for n in "abc"], t0 + 15)
+    finally:
+        trio.lowlevel.remove_instrument(spawns)
+    # Not 3 tasks at t0 each sleeping its own delay: one task per node, started on time.
+    assert [round(t - t0, 6) for t in spawns.times] == [0.0, 1.0, 2.0]
+    assert [b.node for b in result.batches] == ["b", "c", "a"]
 
 
 async def test_default_jitter_stays_within_the_bound() -> None:
