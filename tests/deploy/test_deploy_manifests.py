@@ -13,7 +13,7 @@ import shutil
 import subprocess
 import tomllib
 from collections.abc import Iterator
-from decimal import Decimal
+from decimal import ROUND_CEILING, Decimal
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,7 @@ KUBERNETES_VERSIONS = tuple(f"1.{minor}.0" for minor in range(28, 36))
 NAMESPACE = "kube-system"
 APP_LABELS = {"k8s-app": "metrics-server"}
 IMAGE_USER = 65534
+MIB = 2**20
 
 Obj = dict[str, Any]
 
@@ -296,9 +297,9 @@ def test_image_tag_is_the_package_version() -> None:
         )
 
 
-def test_base_requests_are_metrics_servers_placeholder_figures() -> None:
+def test_base_requests_are_sized_for_100_nodes_and_set_no_limits() -> None:
     container = rendered(BASE).server_container
-    assert container["resources"] == {"requests": {"cpu": "100m", "memory": "200Mi"}}
+    assert container["resources"] == {"requests": {"cpu": "160m", "memory": "200Mi"}}
     assert rendered(BASE).deployment["spec"]["strategy"] == {"rollingUpdate": {"maxUnavailable": 0}}
     assert "replicas" not in rendered(BASE).deployment["spec"]
 
@@ -406,13 +407,99 @@ def test_autoscale_overlay_nanny_targets_the_server() -> None:
     )
 
 
-def test_autoscale_placeholder_sizing_reproduces_the_base_requests_at_min_cluster_size() -> None:
-    # Until bench/ gives our own per-node figures, the nanny's linear estimate at its minimum
-    # cluster size must equal the base Deployment's fixed requests, so the overlays agree.
+NANNY_SIZING = {
+    "cpu": "110m",
+    "extra-cpu": "0.5m",
+    "memory": "150Mi",
+    "extra-memory": "0.5Mi",
+    "minClusterSize": "100",
+    "estimator": "exponential",
+}
+
+
+def autoscale_nanny_flags() -> dict[str, str]:
     [nanny] = [c for c in containers(rendered("autoscale")) if c["name"] == "metrics-server-nanny"]
-    flags = nanny_flags(nanny)
-    nodes = Decimal(flags["minClusterSize"])
+    return nanny_flags(nanny)
+
+
+def test_autoscale_sizing_flags_are_pinned() -> None:
+    flags = autoscale_nanny_flags()
+    assert {key: flags[key] for key in NANNY_SIZING} == NANNY_SIZING
+
+
+def nanny_estimate(flags: dict[str, str], resource: str, nodes: int) -> Decimal:
+    """addon-resizer 1.8's exponential estimator: size for the first step n = minClusterSize,
+    then n = floor(n * 1.5 + 0.01), that is at least the node count; base + increment * n."""
+    step = int(flags["minClusterSize"])
+    while step < nodes:
+        step = int(step * 1.5 + 0.01)
+    return parse_quantity(flags[resource]) + step * parse_quantity(flags[f"extra-{resource}"])
+
+
+@pytest.mark.parametrize("nodes", [1, 16, 100])
+def test_autoscale_at_or_below_min_cluster_size_requests_exactly_the_base(nodes: int) -> None:
+    flags = autoscale_nanny_flags()
     requests = rendered(BASE).server_container["resources"]["requests"]
     for resource in ("cpu", "memory"):
-        estimate = parse_quantity(flags[resource]) + nodes * parse_quantity(flags[f"extra-{resource}"])
-        assert estimate == parse_quantity(requests[resource]), resource
+        assert nanny_estimate(flags, resource, nodes) == parse_quantity(requests[resource]), resource
+    # One node more is the next step (150 nodes): the overlay only ever grows from the base.
+    assert nanny_estimate(flags, "cpu", 101) == Decimal("0.185")
+    assert nanny_estimate(flags, "memory", 101) == 225 * MIB
+
+
+@pytest.mark.parametrize(
+    ("nodes", "step", "millicores", "memory_mib"),
+    [(1000, 1135, "677.5", "717.5"), (5000, 5743, "2981.5", "3021.5")],
+)
+def test_autoscale_estimates_quoted_in_the_operations_doc(
+    nodes: int, step: int, millicores: str, memory_mib: str
+) -> None:
+    flags = autoscale_nanny_flags()
+    assert nanny_estimate(flags, "cpu", nodes) == Decimal(millicores) / 1000
+    assert nanny_estimate(flags, "memory", nodes) == Decimal(memory_mib) * MIB
+    doc = (REPO / "docs" / "operations.md").read_text()
+    assert f"| {nodes} | {step} | {millicores}m / {memory_mib}Mi |" in doc
+
+
+# --- sizing derived from bench/results (the rule stated in docs/operations.md, "Resource requests")
+
+BENCH_RESULTS = REPO / "bench" / "results"
+CPU_HEADROOM = Decimal("1.5")  # on the average cores
+MEMORY_HEADROOM = Decimal("1.25")  # on the maximum RSS
+
+
+def bench_point(name: str) -> tuple[int, Decimal, Decimal]:
+    """(nodes, average server cores, max server RSS MiB) of one committed benchmark result."""
+    result = json.loads((BENCH_RESULTS / name).read_text())
+    summary = result["summary"]
+    return (
+        result["scenario"]["nodes"],
+        Decimal(str(summary["server_cores_avg"])),
+        Decimal(str(summary["server_rss_mib_max"])),
+    )
+
+
+def round_up(value: Decimal, step: Decimal) -> Decimal:
+    return (value / step).to_integral_value(rounding=ROUND_CEILING) * step
+
+
+def test_base_requests_are_derived_from_the_100x70_measurement() -> None:
+    nodes, cores, rss_mib = bench_point("result-100x70.json")
+    assert (nodes, cores, rss_mib) == (100, Decimal("0.1019"), Decimal("159.1"))
+    requests = rendered(BASE).server_container["resources"]["requests"]
+    assert parse_quantity(requests["cpu"]) == round_up(cores * CPU_HEADROOM, Decimal("0.01"))
+    assert parse_quantity(requests["memory"]) == round_up(rss_mib * MEMORY_HEADROOM, Decimal(10)) * MIB
+    # The base is sized at the nanny's minimum cluster size.
+    assert int(autoscale_nanny_flags()["minClusterSize"]) == nodes
+
+
+def test_autoscale_increments_are_the_slope_between_100x70_and_1000x30() -> None:
+    small_nodes, small_cores, small_rss = bench_point("result-100x70.json")
+    large_nodes, large_cores, large_rss = bench_point("result-1000x30.json")
+    assert (large_nodes, large_cores, large_rss) == (1000, Decimal("0.4014"), Decimal("465.2"))
+    span = large_nodes - small_nodes
+    cpu_per_node = (large_cores - small_cores) / span * CPU_HEADROOM
+    mib_per_node = (large_rss - small_rss) / span * MEMORY_HEADROOM
+    flags = autoscale_nanny_flags()
+    assert parse_quantity(flags["extra-cpu"]) == round_up(cpu_per_node, Decimal("0.0001"))
+    assert parse_quantity(flags["extra-memory"]) == round_up(mib_per_node, Decimal("0.1")) * MIB
