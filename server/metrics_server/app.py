@@ -231,18 +231,24 @@ async def serve(
             stop = trio.Event()
         stop_serving = trio.Event()
 
-        async with trio.open_nursery() as nursery:
-            await nursery.start(caches.run)
-            await nursery.start(auth_source.run)
-            urls: list[str] = await nursery.start(
-                partial(
-                    serve_https,
+        serving_done = trio.Event()
+
+        async def serve_until_stopped(task_status: trio.TaskStatus[list[str]]) -> None:
+            try:
+                await serve_https(
                     served,
                     c.serving,
                     client_cas=auth_source,
                     shutdown_trigger=stop_serving.wait,
+                    task_status=task_status,
                 )
-            )
+            finally:
+                serving_done.set()
+
+        async with trio.open_nursery() as nursery:
+            await nursery.start(caches.run)
+            await nursery.start(auth_source.run)
+            urls: list[str] = await nursery.start(serve_until_stopped)
             log.info("Serving securely", extra={"addresses": ",".join(urls)})
             nursery.start_soon(_scrape_when_synced, caches, loop)
             if handle_signals:
@@ -252,6 +258,9 @@ async def serve(
             log.info("Shutting down: readyz fails from now on, open requests may finish")
             shutting_down.set()
             stop_serving.set()
+            # hypercorn stops accepting, lets open requests finish (bounded by the serving
+            # config's graceful timeout), then returns; only then are caches and scraping stopped.
+            await serving_done.wait()
             nursery.cancel_scope.cancel()
 
 
