@@ -13,12 +13,13 @@ cycles), never one shared pool (httpcore's pool is quadratic in its size). All c
 
 from __future__ import annotations
 
+import http.cookiejar
 import logging
 import re
 import ssl
 import time
 from collections.abc import AsyncIterator, Callable, Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http import HTTPStatus
 from types import TracebackType
 from typing import Protocol, Self
@@ -129,9 +130,21 @@ def describe_cause(exc: BaseException) -> str:
     return f"{type(best).__name__}: {message}"
 
 
+class _NoCookieJar(http.cookiejar.CookieJar):
+    """Kubelets set no cookies; storing or sending them would only cost time per request."""
+
+    def extract_cookies(self, response: object, request: object) -> None:
+        pass
+
+    def add_cookie_header(self, request: object) -> None:
+        pass
+
+
 @dataclass(slots=True)
 class _NodeConnection:
     client: httpx.AsyncClient
+    urls: dict[str, httpx.URL] = field(default_factory=dict)
+    """Parsed request URLs by their text: parsing one costs more than the rest of building a request."""
     summary_only: bool = False
     """`auto` found no /metrics/resource on this kubelet; remembered until the node goes away."""
     reused: bool = False
@@ -249,6 +262,7 @@ class KubeletClient:
                 # Credentials never go over plain HTTP.
                 auth=None if self.config.deprecated_completely_insecure else self.config.auth,
                 headers={"User-Agent": self.config.user_agent},
+                cookies=_NoCookieJar(),
                 limits=httpx.Limits(
                     max_connections=2, max_keepalive_connections=2, keepalive_expiry=KEEPALIVE_EXPIRY_S
                 ),
@@ -279,7 +293,16 @@ class KubeletClient:
 
     async def _get_once(self, connection: _NodeConnection, url: str) -> tuple[int, str, bytes]:
         limit = self.config.max_response_bytes
-        async with connection.client.stream("GET", url) as response:
+        parsed = connection.urls.get(url)
+        if parsed is None:
+            parsed = connection.urls[url] = httpx.URL(url)
+        # `send` of a Request built from the client's (already merged) default headers skips
+        # `build_request`'s per-request merging of URL, headers, cookies and query parameters; the
+        # request itself is what `client.stream("GET", url)` would send (see test_kubelet.py).
+        client = connection.client
+        request = httpx.Request("GET", parsed, headers=client.headers)
+        response = await client.send(request, stream=True)
+        try:
             status = response.status_code
             reason = response.reason_phrase or _standard_phrase(status)
             if status != 200:
@@ -292,6 +315,8 @@ class KubeletClient:
             chunks = await _read_capped(response.aiter_bytes(), limit)
             if chunks is None:
                 raise ResponseTooLargeError(_too_large(url, limit))
+        finally:
+            await response.aclose()
         connection.reused = True
         return status, reason, b"".join(chunks)
 

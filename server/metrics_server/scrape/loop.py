@@ -2,9 +2,11 @@
 
 The first tick starts at once, later ones every `resolution` seconds of trio's clock. Ticks
 never overlap: a tick that overruns its slot delays the next one, which then starts as soon as
-the late one finishes. Each tick's scrape is cut off at `cycle_timeout` (default: resolution)
-after its start. An exception inside a tick (storage, the node lister, a bug) is logged and
-counted and the loop goes on; only cancellation stops it.
+the late one finishes. Each tick's scrape starts no kubelet request after `cycle_timeout`
+(default: resolution) from its start; requests in flight then may still finish within
+--kubelet-request-timeout (see `scraper`), so a tick may run over by up to that much. An
+exception inside a tick (storage, the node lister, a bug) is logged and counted and the loop goes
+on; only cancellation stops it.
 
 Storage work never holds the event loop for the whole cluster: a tick begins a storage cycle,
 adds each node's batch as its scrape finishes (one node's worth of work per task step), then
@@ -122,7 +124,7 @@ class ScrapeLoop:
                 next_start = now
 
     async def tick(self, start: float | None = None) -> None:
-        """One tick: list nodes, scrape until start + cycle_timeout into a storage cycle, publish
+        """One tick: list nodes, scrape (deadline start + cycle_timeout) into a storage cycle, publish
         it. Raises only Cancelled."""
         if start is None:
             start = trio.current_time()
@@ -139,10 +141,6 @@ class ScrapeLoop:
             node_points, container_points = self._storage.points()
             if self._metrics is not None:
                 self._metrics.set_storage_points(node_points, container_points)
-            logger.debug(
-                "Scrape finished",
-                extra={"nodes": len(nodes), "scraped": len(result.batches), "failed": len(result.failed)},
-            )
         except Exception:
             self.failed_ticks += 1
             logger.exception("Scrape tick failed; the next tick runs as scheduled")

@@ -3,6 +3,7 @@ size cap, connection reuse, the Summary fallback; and the `--kubelet-*` config v
 
 from __future__ import annotations
 
+import http.cookiejar
 import logging
 import ssl
 from collections.abc import Generator
@@ -289,9 +290,34 @@ async def test_scrapes_the_70_pod_sample_with_credentials(
     assert batch.node_point is not None and batch.node_point.cpu_ns == 357354910000
     [seen] = fake.requests
     assert seen.target == RESOURCE
-    assert (seen.headers["authorization"], seen.headers["user-agent"]) == (
-        "Bearer s3cret",
-        "metrics-server/test",
+    # Exactly what `httpx.AsyncClient.stream("GET", url)` sends, though built once per node.
+    assert seen.headers == {
+        "host": f"127.0.0.2:{fake.port}",
+        "accept": "*/*",
+        "accept-encoding": "gzip, deflate",
+        "connection": "keep-alive",
+        "user-agent": "metrics-server/test",
+        "authorization": "Bearer s3cret",
+    }
+
+
+async def test_cookies_are_never_sent(
+    nursery: trio.Nursery, ca: trustme.CA, config: KubeletClientConfig
+) -> None:
+    fake = FakeKubelet("127.0.0.2", server_context(ca, "127.0.0.2"))
+    await start(nursery, fake)
+    async with KubeletClient(config) as client:
+        await client.scrape(node_for("node-1", fake))
+        # As if a response had set one: httpx would send it back on the next request.
+        [connection] = client._nodes.values()
+        connection.client.cookies.jar.set_cookie(_cookie("session", "abc"))
+        await client.scrape(node_for("node-1", fake))
+    assert ["cookie" in seen.headers for seen in fake.requests] == [False, False]
+
+
+def _cookie(name: str, value: str) -> http.cookiejar.Cookie:
+    return http.cookiejar.Cookie(
+        0, name, value, None, False, "127.0.0.2", True, False, "/", True, False, None, False, None, None, {}
     )
 
 

@@ -457,7 +457,13 @@ async def test_an_exception_adding_one_batch_costs_only_that_node(
     # b counts as a failed node this cycle: it keeps its previous points; a and c moved on.
     assert [served(storage, name) for name in "abc"] == [usage(2), usage(1), usage(2)]
     assert loop.failed_ticks == 0
-    [record] = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    record, summary = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert (summary.getMessage(), summary.ok, summary.failed, summary.failed_nodes) == (  # type: ignore[attr-defined]
+        "Scrape cycle finished",
+        2,
+        1,
+        "b",
+    )
     assert (record.getMessage(), record.node, record.err) == (  # type: ignore[attr-defined]
         "Failed to scrape node",
         "b",
