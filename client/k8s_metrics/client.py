@@ -35,7 +35,7 @@ from .kubeconfig import ClusterConnection, load_default, load_kubeconfig
 
 __all__ = ["DEFAULT_TIMEOUT", "MetricsClient", "metrics_client"]
 
-DEFAULT_TIMEOUT: Final = httpx.Timeout(30.0, connect=10.0)
+DEFAULT_TIMEOUT: Final[httpx.Timeout] = httpx.Timeout(30.0, connect=10.0)
 """Whole lists of a large cluster are tens of megabytes, so reads get more time than httpx's 5 s."""
 
 _USER_AGENT: Final = f"k8s-metrics-client/{__version__}"
