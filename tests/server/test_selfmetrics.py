@@ -1,18 +1,33 @@
-"""The six metrics_server_* families: names, types, labels, buckets as metrics-server derives them."""
+"""The six metrics_server_* families: names, types, labels, buckets as metrics-server derives them,
+and `exposition()`, which must equal `generate_latest` byte for byte."""
 
 from __future__ import annotations
 
 import re
 
 import pytest
-from prometheus_client import CollectorRegistry, generate_latest
+import trio
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from prometheus_client import (
+    CollectorRegistry,
+    Gauge,
+    GCCollector,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
 
+from metrics_server import selfmetrics
 from metrics_server.selfmetrics import (
     DEFAULT_BUCKETS,
     FRESHNESS_BUCKETS,
+    RenderedFamily,
     SelfMetrics,
     buckets_for_scrape_duration,
     exponential_buckets,
+    exposition,
+    exposition_async,
 )
 
 
@@ -169,3 +184,171 @@ def test_tick_buckets_follow_the_resolution() -> None:
     SelfMetrics(registry, 60).observe_tick_duration(70)
     les = re.findall(r'tick_duration_seconds_bucket\{le="([^"]+)"', render(registry))
     assert les[-5:] == ["35.0", "60.0", "90.0", "120.0", "+Inf"]
+
+
+# --- exposition(): generate_latest's bytes, with per-node text cached between changes ----------------
+
+Op = tuple[str, str, bool, float | None, float]
+
+node_names = st.sampled_from(["a", "b", "node-1", "sim-node-0042", 'odd"name\\x', "new\nline", "p%s%%d"])
+durations = st.one_of(
+    st.none(),
+    st.sampled_from([0.0, 0.005, 0.01, 2.5, 10.0, 1e-9, 123456.0]),
+    st.floats(min_value=0, max_value=1e4, allow_nan=False),
+)
+ops = st.one_of(
+    st.tuples(st.just("request"), node_names, st.booleans(), durations, st.floats(0, 3e9, allow_nan=False)),
+    st.tuples(st.just("forget"), node_names, st.just(True), st.just(None), st.just(0.0)),
+    st.tuples(st.just("tick"), st.just(""), st.just(True), st.floats(0, 100, allow_nan=False), st.just(0.0)),
+    st.tuples(st.just("fresh"), st.just(""), st.just(True), st.floats(0, 500, allow_nan=False), st.just(0.0)),
+    st.tuples(st.just("points"), st.just(""), st.just(True), st.just(None), st.integers(0, 10**7).map(float)),
+    st.tuples(st.just("read"), st.just(""), st.just(True), st.just(None), st.just(0.0)),
+)
+
+
+def apply(metrics: SelfMetrics, op: Op) -> None:
+    kind, node, success, value, extra = op
+    if kind == "request":
+        metrics.record_kubelet_request(node, success=success, duration_s=value, now_unix_s=extra)
+    elif kind == "forget":
+        metrics.forget_nodes([node])
+    elif kind == "tick":
+        assert value is not None
+        metrics.observe_tick_duration(value)
+    elif kind == "fresh":
+        assert value is not None
+        metrics.observe_freshness(value)
+    elif kind == "points":
+        metrics.set_storage_points(int(extra) // 3, int(extra))
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(ops, max_size=40))
+def test_exposition_is_generate_latest_after_any_updates(steps: list[Op]) -> None:
+    registry = CollectorRegistry(auto_describe=True)
+    Gauge("other_gauge", "Another collector's family.", ["x"], registry=registry).labels("1").set(2)
+    metrics = SelfMetrics(registry, 15)
+    for op in steps:
+        apply(metrics, op)
+        if op[0] == "read":  # reads in between fill the caches the later reads must not trust blindly
+            assert exposition(registry) == generate_latest(registry)
+    assert exposition(registry) == generate_latest(registry)
+
+
+def test_exposition_with_the_process_collectors_the_server_registers() -> None:
+    registry = CollectorRegistry(auto_describe=True)
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    GCCollector(registry=registry)
+    metrics = SelfMetrics(registry, 15)
+    metrics.record_kubelet_request("n", success=True, duration_s=0.2, now_unix_s=5.0)
+    text = exposition(registry).decode()
+    # process_* values move between two renderings, so compare the shape: same lines, same names.
+    lines = generate_latest(registry).decode().splitlines()
+    assert [line.split(" ")[0] for line in text.splitlines()] == [line.split(" ")[0] for line in lines]
+    assert text.index("python_info") < text.index("metrics_server_api_metric_freshness_seconds")
+
+
+def test_a_node_is_rendered_again_only_after_it_changes(monkeypatch: pytest.MonkeyPatch) -> None:
+    registry = CollectorRegistry()
+    metrics = SelfMetrics(registry, 15)
+    for node in ("a", "b", "c"):
+        metrics.record_kubelet_request(node, success=True, duration_s=0.1, now_unix_s=1.0)
+    rendered: list[str] = []
+    original = SelfMetrics._render_node
+
+    def counting(self: SelfMetrics, node: str) -> tuple[bytes, bytes]:
+        rendered.append(node)
+        return original(self, node)
+
+    monkeypatch.setattr(SelfMetrics, "_render_node", counting)
+    first = exposition(registry)
+    assert sorted(rendered) == ["a", "b", "c"]
+    rendered.clear()
+    assert exposition(registry) == first  # nothing changed: nothing rendered
+    assert rendered == []
+    metrics.observe_tick_duration(2.0)
+    metrics.observe_freshness(3.0)
+    second = exposition(registry)
+    assert rendered == []  # the small families are rendered live
+    assert second != first and "tick_duration_seconds_count 1.0" in second.decode()
+    metrics.record_kubelet_request("b", success=False, duration_s=3.0, now_unix_s=9.0)
+    third = exposition(registry).decode()
+    assert rendered == ["b"]  # a new tick's request refreshes that node only
+    assert 'metrics_server_kubelet_request_duration_seconds_count{node="b"} 2.0' in third
+    assert 'metrics_server_kubelet_last_request_time_seconds{node="b"} 9.0' in third
+    assert third.encode() == generate_latest(registry)
+
+
+def test_rendered_families_still_carry_samples_for_other_consumers() -> None:
+    registry = CollectorRegistry()
+    metrics = SelfMetrics(registry, 15)
+    metrics.record_kubelet_request("n", success=True, duration_s=0.02, now_unix_s=1.0)
+    families = {m.name: m for m in metrics.collect()}
+    assert all(isinstance(m, RenderedFamily) for m in families.values())
+    total = families["metrics_server_kubelet_request"]
+    assert [(s.name, s.labels, s.value) for s in total.samples] == [
+        ("metrics_server_kubelet_request_total", {"success": "true"}, 1)
+    ]
+    assert len(families["metrics_server_kubelet_request_duration_seconds"].samples) == 14
+
+
+@pytest.mark.parametrize("n", [0, 1, 999_999, 1_000_000, 1_234_567, 10**15, 10**16, 2**63 - 1])
+def test_count_formatting_is_go_float_formatting(n: int) -> None:
+    from prometheus_client.utils import floatToGoString
+
+    from metrics_server.selfmetrics import _go_count
+
+    assert _go_count(n) == floatToGoString(n)
+
+
+def test_large_counts_take_the_line_by_line_path() -> None:
+    from metrics_server.selfmetrics import _Histogram, _HistogramText
+
+    text = _HistogramText("h", (0.1, 1.0), labeled=True)
+    hist = _Histogram((0.1, 1.0))
+    hist.observe(0.05)
+    hist.observe(5)
+    assert text.render(hist, 'node="n"') == text.render_lines(hist, 'node="n"')
+    hist.counts, hist.count, hist.total = [999_999, 1, 1], 1_000_001, 12.5
+    assert text.render(hist, 'node="n"') == (
+        'h_bucket{le="0.1",node="n"} 999999.0\n'
+        'h_bucket{le="1.0",node="n"} 1e+06\n'
+        'h_bucket{le="+Inf",node="n"} 1.000001e+06\n'
+        'h_count{node="n"} 1.000001e+06\n'
+        'h_sum{node="n"} 12.5\n'
+    )
+
+
+async def test_async_exposition_yields_between_steps_and_sees_changes_made_meanwhile(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(selfmetrics, "NODES_PER_STEP", 2)
+    registry = CollectorRegistry()
+    metrics = SelfMetrics(registry, 15)
+    for i in range(7):
+        metrics.record_kubelet_request(f"n{i}", success=True, duration_s=0.1 * i, now_unix_s=1.0)
+    steps = 0
+
+    async def meddle() -> None:
+        nonlocal steps
+        # Runs at each checkpoint of the read: the first time, change the cluster mid-read.
+        while True:
+            await trio.lowlevel.checkpoint()
+            steps += 1
+            if steps == 1:
+                metrics.forget_nodes(["n5"])
+                metrics.record_kubelet_request("n0", success=False, duration_s=7.0, now_unix_s=2.0)
+                metrics.record_kubelet_request("n9", success=True, duration_s=0.5, now_unix_s=2.0)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(meddle)
+        await trio.lowlevel.checkpoint()
+        body = await exposition_async(registry)
+        nursery.cancel_scope.cancel()
+    assert steps >= 3  # 7 stale nodes in steps of 2
+    assert body == generate_latest(registry)
+    text = body.decode()
+    assert 'node="n5"' not in text
+    assert 'metrics_server_kubelet_request_duration_seconds_count{node="n0"} 2.0' in text
+    assert 'metrics_server_kubelet_last_request_time_seconds{node="n9"} 2.0' in text

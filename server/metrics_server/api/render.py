@@ -7,21 +7,23 @@ once per snapshot into a `Fragment` — the bytes before and after that timestam
 is a `b"".join` of fragments and the current time. Quantities, durations and times come from
 `api.quantity` (the one place those formats live).
 
-Cost, measured with `tests/server/api/bench_encode.py 150000` (150,000 pods x 2 containers, 55 MB
-body, Quart test client, a 2-core machine shared with other work, so read orders of magnitude):
+Cost, measured with `tests/server/api/bench_encode.py 150000 --no-gc --gets` (150,000 pods x 2
+containers, 55 MB body, the ASGI app called as hypercorn does, a 2-core machine shared with other
+work, so read orders of magnitude):
 
-* cold list (first after a new snapshot, every fragment encoded, ~25 us/pod): 3.9-5.2 s;
-* warm list (same snapshot, fragments reused): 1.1-1.3 s;
-* longest event-loop stall: ~80-90 ms (the final 55 MB join and the response hand-off) with the
-  work cut into `CHUNK`-object steps with checkpoints between them; without chunking the stall
-  was the whole request (seconds).
+* cold list (first after a new snapshot, every fragment encoded, ~10-25 us/pod): 1.7-2.0 s;
+* warm list (same snapshot, fragments reused): 0.5-0.8 s;
+* longest event-loop stall: ~9 ms (was ~37 ms with one 55 MB join and 1000-object cold steps,
+  and the whole request before chunking); single gets sent meanwhile took at most ~15-18 ms
+  (a get needs several loop steps and waits behind one list step at each).
 * CPython's cyclic GC adds gen-2 pauses of up to ~1 s once millions of objects are alive (pod
   cache + fragments); `--no-gc` removes them. That is a process-wide choice for whoever owns
   start-up (e.g. `gc.freeze()` after the caches sync), not this module's.
 
 `FragmentCache` keeps the fragments of the two most recent snapshots so that requests straddling
 a publish do not thrash it. Large responses are produced in chunks (`CHUNK` objects per piece) so
-the caller can yield to the event loop between pieces.
+the caller can yield to the event loop between pieces. `cached_node_fragment` /
+`cached_pod_fragment` are the one-object forms for gets.
 """
 
 from __future__ import annotations
@@ -176,31 +178,37 @@ def node_fragments(
     cache: FragmentCache, snapshot: object, items: Iterable[tuple[NodeInfo, NodeUsage]], serve_swap: bool
 ) -> Iterator[Fragment]:
     gen = cache.generation(snapshot)
-    entries = gen.entries
     for info, usage in items:
-        hit = entries.get(info.name)
-        if hit is not None and (hit[0] is info or hit[0] == info) and (hit[1] is usage or hit[1] == usage):
-            yield hit[2]
-            continue
-        fragment = node_fragment(info, usage, serve_swap, gen)
-        entries[info.name] = (info, usage, fragment)
-        yield fragment
+        yield cached_node_fragment(gen, info, usage, serve_swap)
 
 
 def pod_fragments(
     cache: FragmentCache, snapshot: object, items: Iterable[tuple[PodInfo, PodUsage]], serve_swap: bool
 ) -> Iterator[Fragment]:
     gen = cache.generation(snapshot)
-    entries = gen.entries
     for info, usage in items:
-        key = (info.namespace, info.name)
-        hit = entries.get(key)
-        if hit is not None and (hit[0] is info or hit[0] == info) and (hit[1] is usage or hit[1] == usage):
-            yield hit[2]
-            continue
-        fragment = pod_fragment(info, usage, serve_swap, gen)
-        entries[key] = (info, usage, fragment)
-        yield fragment
+        yield cached_pod_fragment(gen, info, usage, serve_swap)
+
+
+def cached_node_fragment(gen: Generation, info: NodeInfo, usage: NodeUsage, serve_swap: bool) -> Fragment:
+    """The node's fragment from `gen` (`FragmentCache.generation(snapshot)`), encoded if missing or stale."""
+    hit = gen.entries.get(info.name)
+    if hit is not None and (hit[0] is info or hit[0] == info) and (hit[1] is usage or hit[1] == usage):
+        return hit[2]
+    fragment = node_fragment(info, usage, serve_swap, gen)
+    gen.entries[info.name] = (info, usage, fragment)
+    return fragment
+
+
+def cached_pod_fragment(gen: Generation, info: PodInfo, usage: PodUsage, serve_swap: bool) -> Fragment:
+    """The pod's fragment from `gen` (`FragmentCache.generation(snapshot)`), encoded if missing or stale."""
+    key = (info.namespace, info.name)
+    hit = gen.entries.get(key)
+    if hit is not None and (hit[0] is info or hit[0] == info) and (hit[1] is usage or hit[1] == usage):
+        return hit[2]
+    fragment = pod_fragment(info, usage, serve_swap, gen)
+    gen.entries[key] = (info, usage, fragment)
+    return fragment
 
 
 # --- bodies -----------------------------------------------------------------------------------
@@ -210,18 +218,34 @@ def now_bytes(now_s: float) -> bytes:
     return rfc3339_seconds(int(now_s * 1_000_000_000)).encode()
 
 
+class Clock:
+    """`now_bytes` for the current second, formatted once per second rather than per request."""
+
+    __slots__ = ("_second", "_text")
+
+    def __init__(self) -> None:
+        self._second: int | None = None
+        self._text = b""
+
+    def now_bytes(self, now_s: float) -> bytes:
+        second = int(now_s * 1_000_000_000) // 1_000_000_000  # the second now_bytes prints
+        if second != self._second:
+            self._second, self._text = second, now_bytes(now_s)
+        return self._text
+
+
+_OBJECT_PREFIX = {
+    kind: b'{"kind":"' + kind.encode() + b'","apiVersion":"' + API_VERSION.encode() + b'",'
+    for kind in ("NodeMetrics", "PodMetrics")
+}
+
+
 def object_body(kind: str, fragment: Fragment, now: bytes) -> bytes:
     """A single object with `kind`/`apiVersion`, as a get returns it."""
-    return b"".join(
-        (
-            b'{"kind":"' + kind.encode() + b'","apiVersion":"' + API_VERSION.encode() + b'",',
-            fragment.head[1:],
-            now,
-            fragment.meta_tail,
-            fragment.body_tail,
-            b"\n",
-        )
-    )
+    prefix = _OBJECT_PREFIX.get(kind)
+    if prefix is None:
+        prefix = b'{"kind":"' + kind.encode() + b'","apiVersion":"' + API_VERSION.encode() + b'",'
+    return b"".join((prefix, fragment.head[1:], now, fragment.meta_tail, fragment.body_tail, b"\n"))
 
 
 def list_pieces(list_kind: str, fragments: Sequence[Fragment], now: bytes) -> Iterator[bytes]:

@@ -71,6 +71,10 @@ class Requirement(NamedTuple):
         return have > want if op == GREATER_THAN else have < want
 
 
+POSITIVE = frozenset({IN, EQUALS, DOUBLE_EQUALS})
+"""Operators that name the values a matching object must carry (usable with a label index)."""
+
+
 class LabelSelector(NamedTuple):
     """ANDed requirements, sorted by key as `labels.Parse` sorts them. Empty matches everything."""
 
@@ -82,6 +86,43 @@ class LabelSelector(NamedTuple):
     @property
     def empty(self) -> bool:
         return not self.requirements
+
+    def matcher(self) -> Callable[[Mapping[str, str]], bool]:
+        """A predicate equal to `matches`, compiled for testing many label sets with one selector.
+
+        Single-valued `=`/`==`/`in` terms (the HPA's `app=x,tier=y`) become one C-level subset test
+        of dict items; other terms are tested with `Requirement.matches`, memoised per label-set
+        object (the pod cache shares one mapping between pods with equal labels). Build one
+        matcher per request: the memo grows with the distinct label sets it sees.
+        """
+        pinned: dict[str, str] = {}
+        rest: list[Requirement] = []
+        for r in self.requirements:
+            if r.operator in POSITIVE and len(r.values) == 1 and r.key not in pinned:
+                pinned[r.key] = r.values[0]
+            else:
+                rest.append(r)
+        items = pinned.items()
+        if not rest:
+            if not pinned:
+                return _always
+            return lambda labels: items <= labels.items()
+        residual = tuple(rest)
+        memo: dict[int, tuple[Mapping[str, str], bool]] = {}
+
+        def match(labels: Mapping[str, str]) -> bool:
+            hit = memo.get(id(labels))
+            if hit is not None and hit[0] is labels:  # the object itself is kept: its id is not reused
+                return hit[1]
+            ok = items <= labels.items() and all(r.matches(labels) for r in residual)
+            memo[id(labels)] = (labels, ok)
+            return ok
+
+        return match
+
+
+def _always(labels: Mapping[str, str]) -> bool:
+    return True
 
 
 EVERYTHING = LabelSelector(())

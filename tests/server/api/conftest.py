@@ -9,6 +9,7 @@ from typing import Any
 
 import prometheus_client
 import pytest
+import trio
 import yaml
 
 from metrics_server.api.app import ApiOptions, create_app
@@ -131,9 +132,15 @@ def default_world() -> World:
     return World(nodes, pods, snapshot)
 
 
-def make_app(world: World, options: ApiOptions | None = None, health: HealthChecks | None = None) -> Any:
-    registry = prometheus_client.CollectorRegistry()
-    prometheus_client.Gauge("test_gauge", "A test gauge.", registry=registry).set(3)
+def make_app(
+    world: World,
+    options: ApiOptions | None = None,
+    health: HealthChecks | None = None,
+    registry: prometheus_client.CollectorRegistry | None = None,
+) -> Any:
+    if registry is None:
+        registry = prometheus_client.CollectorRegistry()
+        prometheus_client.Gauge("test_gauge", "A test gauge.", registry=registry).set(3)
 
     def check(name: str) -> Any:
         return lambda: world.healthy.get(name)
@@ -168,3 +175,65 @@ async def client(world: World) -> AsyncIterator[Any]:
     app = make_app(world)
     async with app.test_app() as test_app:
         yield test_app.test_client()
+
+
+class Asgi:
+    """Calls the app as an ASGI server (hypercorn) would, collecting the response messages.
+
+    Quart's test client re-packs the body, so tests that care how the body is handed to the server
+    (pieces, headers) use this; `messages` keeps the last response's ASGI messages.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.messages: list[dict[str, Any]] = []
+
+    async def get(self, path: str, query: str = "") -> tuple[int, bytes]:
+        status, parts = await self.request(path, query)
+        return status, b"".join(parts)
+
+    async def request(self, path: str, query: str = "") -> tuple[int, list[bytes]]:
+        """The status and the body messages' bytes, not joined."""
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0", "spec_version": "2.3"},
+            "http_version": "1.1",
+            "method": "GET",
+            "scheme": "https",
+            "path": path,
+            "raw_path": path.encode(),
+            "query_string": query.encode(),
+            "root_path": "",
+            "headers": [
+                (b"host", b"127.0.0.1:4443"),
+                (b"accept", b"application/json"),
+                (b"user-agent", b"hpa"),
+            ],
+            "client": ("127.0.0.1", 50000),
+            "server": ("127.0.0.1", 4443),
+            "extensions": {},
+        }
+        sent = False
+
+        async def receive() -> dict[str, Any]:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": b"", "more_body": False}
+            await trio.sleep_forever()
+            raise AssertionError("unreachable")
+
+        status = 0
+        parts: list[bytes] = []
+        self.messages = []
+
+        async def send(message: dict[str, Any]) -> None:
+            nonlocal status
+            self.messages.append(message)
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            elif message["type"] == "http.response.body":
+                parts.append(message.get("body", b""))
+
+        await self.app(scope, receive, send)
+        return status, parts

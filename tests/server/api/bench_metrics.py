@@ -1,0 +1,121 @@
+"""Cost of one `/metrics` read at scale (not a test; run by hand).
+
+    .venv/bin/python tests/server/api/bench_metrics.py [--nodes 5000] [--ticks 3]
+
+Builds the registry the server builds (process, platform and GC collectors, then `SelfMetrics`),
+records one kubelet request per node per tick, and times per tick:
+
+* `generate_latest`: prometheus_client's rendering, what `/metrics` did before;
+* `exposition, 1st read`: the first read after the tick (every node's text is stale);
+* `exposition, 2nd read`: another read with nothing changed (every node's text cached);
+* `GET /metrics`: the whole request through the app (ASGI call, no auth), after a tick, and the
+  longest gap a concurrent ticker task saw meanwhile (how long any other request would wait).
+
+The render figures are the best of 3 (wall time of one synchronous render: how long the event
+loop is held), plus the body size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import prometheus_client
+import trio
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from conftest import Asgi, default_world
+
+from metrics_server.api.app import ApiOptions, create_app
+from metrics_server.health import HealthChecks
+from metrics_server.selfmetrics import SelfMetrics, exposition
+
+
+def best_ms(fn: Callable[[], object], runs: int = 3) -> float:
+    best = float("inf")
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best * 1e3
+
+
+def tick(metrics: SelfMetrics, nodes: int, rng: random.Random, now: float) -> None:
+    for i in range(nodes):
+        metrics.record_kubelet_request(
+            f"sim-node-{i:04d}", success=True, duration_s=rng.expovariate(1 / 0.02), now_unix_s=now
+        )
+    metrics.observe_tick_duration(rng.uniform(1, 10))
+    metrics.set_storage_points(nodes, nodes * 30)
+
+
+async def main(args: argparse.Namespace) -> None:
+    registry = prometheus_client.CollectorRegistry(auto_describe=True)
+    prometheus_client.ProcessCollector(registry=registry)
+    prometheus_client.PlatformCollector(registry=registry)
+    prometheus_client.GCCollector(registry=registry)
+    metrics = SelfMetrics(registry, 15)
+    rng = random.Random(1)
+    world = default_world()
+    ok = lambda: None  # noqa: E731
+    health = HealthChecks.standard(
+        metric_collection_timely=ok,
+        metric_storage_ready=ok,
+        metric_informer_sync=ok,
+        metadata_informer_sync=ok,
+        shutdown=ok,
+    )
+    app = create_app(
+        nodes=world.nodes,
+        pods=world.pods,
+        snapshot=lambda: world.snapshot,
+        health=health,
+        registry=registry,
+        options=ApiOptions(),
+    )
+    async with app.test_app():
+        asgi = Asgi(app)
+        for t in range(args.ticks):
+            tick(metrics, args.nodes, rng, 1.7e9 + 15 * t)
+            old = best_ms(lambda: prometheus_client.generate_latest(registry))
+            start = time.perf_counter()
+            body = exposition(registry)
+            first = (time.perf_counter() - start) * 1e3
+            second = best_ms(lambda: exposition(registry))
+            tick(metrics, args.nodes, rng, 1.7e9 + 15 * t + 7)
+            gaps: list[float] = []
+            done = trio.Event()
+
+            async def ticker(done: trio.Event = done, gaps: list[float] = gaps) -> None:
+                last = time.perf_counter()
+                while not done.is_set():
+                    await trio.lowlevel.checkpoint()
+                    now = time.perf_counter()
+                    gaps.append(now - last)
+                    last = now
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(ticker)
+                await trio.lowlevel.checkpoint()
+                start = time.perf_counter()
+                status, served = await asgi.get("/metrics")
+                request = (time.perf_counter() - start) * 1e3
+                done.set()
+            assert status == 200 and served.startswith(b"# HELP")
+            print(
+                f"tick {t}: {args.nodes} nodes, {len(body) / 1e6:.1f} MB: generate_latest {old:.1f} ms, "
+                f"exposition 1st read {first:.1f} ms, 2nd read {second:.2f} ms, "
+                f"GET /metrics {request:.1f} ms (longest loop stall {max(gaps) * 1e3:.1f} ms)"
+            )
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--nodes", type=int, default=5000)
+    parser.add_argument("--ticks", type=int, default=3)
+    trio.run(main, parser.parse_args())
