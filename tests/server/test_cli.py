@@ -141,7 +141,10 @@ def test_pflag_forms() -> None:
         (["--tls-min-version=TLS12"], "--tls-min-version: unsupported version 'TLS12'"),
         (["--kubeconfig=does-not-exist"], "--kubeconfig: no such file 'does-not-exist'"),
         (["--kubelet-max-concurrency=0"], "--kubelet-max-concurrency should be positive"),
-        (["--node-selector=a=("], "--node-selector: invalid label value '('"),
+        (
+            ["--node-selector=a=("],
+            "--node-selector: unable to parse requirement: found '(', expected: identifier",
+        ),
         (["--secure-port=70000"], "--secure-port: 70000 must be between 1 and 65535"),
         (["--bind-address=nope"], "--bind-address: 'nope' is not a valid IP address"),
     ],

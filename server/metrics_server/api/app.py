@@ -48,7 +48,9 @@ from metrics_server.api.discovery import GROUP, Document, build, if_none_match
 from metrics_server.api.openapi import V3_GV_PATH, OpenAPIDocs, SpecError, load_spec
 from metrics_server.api.params import OperationChecks, ParamError, compile_operations
 from metrics_server.api.podindex import PodIndexes, indexable
-from metrics_server.api.selectors import (
+from metrics_server.health import ROOTS, HealthChecks, HealthResponse
+from metrics_server.kube.objects import NodeInfo, NodeLister, PodInfo, PodLister
+from metrics_server.selectors import (
     META_FIELDS,
     FieldSelector,
     LabelSelector,
@@ -57,8 +59,6 @@ from metrics_server.api.selectors import (
     parse_field_selector,
     parse_label_selector,
 )
-from metrics_server.health import ROOTS, HealthChecks, HealthResponse
-from metrics_server.kube.objects import NodeInfo, NodeLister, PodInfo, PodLister
 from metrics_server.selfmetrics import exposition_async
 from metrics_server.storage.snapshot import NodeUsage, PodUsage, Snapshot
 

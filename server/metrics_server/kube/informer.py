@@ -37,7 +37,7 @@ from metrics_server.kube.errors import (
     describe_exception,
 )
 from metrics_server.kube.rest import request_json
-from metrics_server.kube.selector import parse_label_selector
+from metrics_server.selectors import parse_label_selector
 
 logger = logging.getLogger(__name__)
 

@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 
 from metrics_server.api import podindex
 from metrics_server.api.podindex import NamespaceIndex, PodIndexes, indexable
-from metrics_server.api.selectors import LabelSelector, parse_label_selector
 from metrics_server.kube.objects import PodInfo
+from metrics_server.selectors import LabelSelector, parse_label_selector
 
 KEYS = ("app", "tier", "k")
 VALUES = ("a", "b", "", "10")

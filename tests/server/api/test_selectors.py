@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from metrics_server.api.selectors import (
+from metrics_server.selectors import (
     FieldRequirement,
     FieldSelector,
     Requirement,
