@@ -156,12 +156,15 @@ async def serve(
     *,
     components: Components | None = None,
     stop: trio.Event | None = None,
+    on_synced: Callable[[], None] | None = None,
     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run the server until `stop` is set (or a signal arrives, when `stop` is None).
 
-    `task_status.started()` reports the HTTPS URLs. Start-up errors (bad files, an unreachable
-    authentication ConfigMap without --authentication-tolerate-lookup-failure) raise before it.
+    `task_status.started()` reports the HTTPS URLs. `on_synced()` runs once both caches are listed
+    (the process entry point freezes the garbage collector's view of them there). Start-up
+    errors (bad files, an unreachable authentication ConfigMap without
+    --authentication-tolerate-lookup-failure) raise before `started()`.
     """
     c = components or build(options)
     # Loading may read files or run an exec credential plugin: keep it off the event loop.
@@ -250,7 +253,7 @@ async def serve(
             await nursery.start(auth_source.run)
             urls: list[str] = await nursery.start(serve_until_stopped)
             log.info("Serving securely", extra={"addresses": ",".join(urls)})
-            nursery.start_soon(_scrape_when_synced, caches, loop)
+            nursery.start_soon(_scrape_when_synced, caches, loop, on_synced)
             if handle_signals:
                 nursery.start_soon(_stop_on_signals, stop)
             task_status.started(urls)
@@ -287,11 +290,15 @@ def _client_for(
     return _Borrowed(shared) if conn is apiserver else make_api_client(conn)
 
 
-async def _scrape_when_synced(caches: KubeCaches, loop: ScrapeLoop) -> None:
+async def _scrape_when_synced(
+    caches: KubeCaches, loop: ScrapeLoop, on_synced: Callable[[], None] | None
+) -> None:
     # As metrics-server: scraping starts once both caches are listed. Scraping an empty node list
     # would publish an empty store, and at 150,000 pods the first pod list competes with the
     # first scrape for the one core we have (measured in docs/performance.md).
     await caches.wait_synced()
+    if on_synced is not None:
+        on_synced()
     log.info("Caches synced; starting the scrape loop")
     await loop.run()
 
@@ -324,7 +331,10 @@ def run_server(options: Options) -> int:
     _tune_gc()
     failed = False
     try:
-        trio.run(partial(serve, options, components=components, stop=None))
+        # The cached objects live as long as their pods: once listed, keep them out of every GC
+        # walk (a cold 150,000-pod list otherwise costs ~420 ms collector pauses,
+        # tests/server/api/bench_encode.py).
+        trio.run(partial(serve, options, components=components, stop=None, on_synced=gc.freeze))
     except* (KubeError, AuthError) as group:
         # Start-up problems with a clear cause (unreadable kubeconfig, ConfigMap lookup refused,
         # port in use): one log line each, no traceback.
