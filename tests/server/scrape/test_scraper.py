@@ -19,7 +19,7 @@ from metrics_server.logs import KlogTextFormatter
 from metrics_server.scrape.batch import KubeletError, NodeBatch
 from metrics_server.scrape.config import MANIFEST_ADDRESS_TYPES, KubeletClientConfig
 from metrics_server.scrape.kubelet import KubeletClient, KubeletTimeoutError
-from metrics_server.scrape.scraper import InternalScrapeError, Scraper, stagger_bound
+from metrics_server.scrape.scraper import NOT_SENT, InternalScrapeError, Scraper, stagger_bound
 from metrics_server.selfmetrics import SelfMetrics
 
 from .fakes import (
@@ -65,7 +65,7 @@ def node_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
 
 def summaries(caplog: pytest.LogCaptureFixture) -> list[tuple[int, dict[str, object]]]:
     """(level, fields) of each cycle summary line."""
-    keys = ("ok", "failed", "duration", "failed_nodes")
+    keys = ("ok", "failed", "duration", "failed_nodes", "not_sent")
     return [
         (r.levelno, {k: getattr(r, k) for k in keys if hasattr(r, k)})
         for r in caplog.records
@@ -204,7 +204,9 @@ async def test_the_deadline_stops_new_requests_and_lets_in_flight_ones_finish(
             "queued": "scrape cycle deadline passed before the request was sent",
         }
         assert all(isinstance(err, KubeletTimeoutError) for err in result.failed.values())
-        assert len(failure_lines(caplog)) == 2
+        # Only hang is logged by name; queued (never sent) is counted in the cycle summary.
+        assert [fields["node"] for _, _, fields in failure_lines(caplog)] == ["hang"]
+        assert [summary.get("not_sent") for _, summary in summaries(caplog)] == [1]
         assert [r.target for r in queued.requests] == []
 
         # The next cycle: drip's connection outlived the deadline; hang's timed out and was closed.
@@ -495,6 +497,33 @@ async def test_the_summary_names_at_most_ten_failed_nodes(caplog: pytest.LogCapt
     [(_, summary)] = summaries(caplog)
     assert summary["failed_nodes"] == ",".join(names[:10])
     assert (summary["ok"], summary["failed"]) == (0, 12)
+
+
+async def test_nodes_left_unsent_are_counted_in_the_summary_not_logged_by_name(
+    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    class Slow(StubClient):
+        async def scrape(self, node: NodeInfo) -> NodeBatch:
+            await trio.sleep(10)
+            return await super().scrape(node)
+
+    names = ["a", "b", "c"]
+    client = Slow({name: NodeBatch(name) for name in names})
+    # One worker, 10 s per node, a 15 s deadline: two nodes are scraped, one is left unsent.
+    scraper = Scraper(client, request_timeout=10, max_concurrency=1, jitter=no_jitter)
+    nodes = [make_node(name, "127.0.0.1") for name in names]
+    result = await scraper.scrape(nodes, trio.current_time() + 15)
+    assert {name: str(err) for name, err in result.failed.items()} == {"c": NOT_SENT}
+    assert failure_lines(caplog) == []
+    assert summaries(caplog) == [
+        (logging.WARNING, {"ok": 2, "failed": 1, "duration": "20.000s", "failed_nodes": "c", "not_sent": 1})
+    ]
+    # Next cycle c goes first and answers: no "Scraping node again", it was never logged as failing.
+    caplog.clear()
+    result = await scraper.scrape(nodes[2:] + nodes[:2], trio.current_time() + 15)
+    assert (sorted(b.node for b in result.batches), list(result.failed)) == (["a", "c"], ["b"])
+    assert failure_lines(caplog) == []
+    assert [summary["not_sent"] for _, summary in summaries(caplog)] == [1]
 
 
 def test_max_concurrency_must_be_positive() -> None:
