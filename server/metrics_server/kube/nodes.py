@@ -54,7 +54,9 @@ class _NodeReplacement:
 
     def add(self, obj: Mapping[str, Any]) -> None:
         node = decode_node(obj, self._cache._interner)
-        self._nodes[node.name] = node
+        old = self._cache._nodes.get(node.name)
+        # As for pods: an unchanged node keeps its object (no second copy while relisting).
+        self._nodes[node.name] = old if old is not None and old == node else node
 
     def commit(self) -> None:
         self._cache._nodes = self._nodes
@@ -85,6 +87,8 @@ class NodeCache:
 
     def upsert(self, obj: Mapping[str, Any]) -> None:
         node = decode_node(obj, self._interner)
+        if self._nodes.get(node.name) == node:
+            return  # a heartbeat: nothing kept changed, readers keep the same object
         self._nodes[node.name] = node
         if self._interner.should_prune():
             self._prune_labels()

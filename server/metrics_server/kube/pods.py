@@ -24,7 +24,7 @@ Pods are listed and watched with `fieldSelector=status.phase=Running`, across al
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from itertools import chain
 from typing import Any
 
@@ -60,6 +60,18 @@ def decode_pod(obj: Mapping[str, Any], interner: LabelInterner) -> PodInfo:
     )
 
 
+def _unchanged(get: Callable[[str, str], PodInfo | None], pod: PodInfo) -> PodInfo:
+    """The cached pod equal to `pod` if there is one, else `pod`.
+
+    A relist then allocates only the new generation's dicts, not a second copy of every pod, and
+    pods keep their identity, which the API's fragment cache, list cache and label indexes test
+    first. Relisting 150,000 unchanged pods (tests/server/kube/podcache_memory.py's mix, traced
+    with tracemalloc while the old generation is still held): new memory kept 38.8 -> 6.3 MiB,
+    peak 43.6 -> 11.1 MiB."""
+    old = get(pod.namespace, pod.name)
+    return old if old is not None and old == pod else pod
+
+
 def _key(obj: Mapping[str, Any]) -> tuple[str, str]:
     meta = obj["metadata"]
     return str(meta["namespace"]), str(meta["name"])
@@ -73,7 +85,8 @@ class _PodReplacement:
     def add(self, obj: Mapping[str, Any]) -> None:
         if not pod_is_running(obj):
             return
-        pod = decode_pod(obj, self._cache._interner)
+        cache = self._cache
+        pod = _unchanged(cache.get, decode_pod(obj, cache._interner))
         self._pods.setdefault(pod.namespace, {})[pod.name] = pod
 
     def commit(self) -> None:
@@ -127,8 +140,11 @@ class PodCache:
             return
         pod = decode_pod(obj, self._interner)
         by_name = self._pods.setdefault(pod.namespace, {})
-        if pod.name not in by_name:
+        old = by_name.get(pod.name)
+        if old is None:
             self._count += 1
+        elif old == pod:
+            return  # a status-only change: keep the object readers and the API's caches hold
         by_name[pod.name] = pod
         if self._interner.should_prune():
             self._prune_labels()

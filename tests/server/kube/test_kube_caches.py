@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import gc
+import tracemalloc
+
+import orjson
 from kubefake import make_node, make_pod
 from podcache_memory import measure
 
@@ -64,3 +68,70 @@ def test_pod_cache_memory_per_pod() -> None:
     assert len(cache) == 6000
     assert label_sets == 1999
     assert retained / 6000 < 600, f"{retained / 6000:.0f} bytes per pod"
+
+
+def test_unchanged_pods_keep_their_object_across_events_and_relists() -> None:
+    cache = PodCache()
+    first = cache.begin_replace()
+    first.add(make_pod("ns", "web-0", labels={"app": "web"}))
+    first.add(make_pod("ns", "web-1", labels={"app": "web"}))
+    first.commit()
+    web0, web1 = cache.get("ns", "web-0"), cache.get("ns", "web-1")
+    assert web0 is not None and web1 is not None
+
+    cache.upsert(make_pod("ns", "web-0", labels={"app": "web"}))  # a status-only MODIFIED event
+    assert cache.get("ns", "web-0") is web0
+    cache.upsert(make_pod("ns", "web-1", labels={"app": "web", "v": "2"}))  # a label changed
+    changed = cache.get("ns", "web-1")
+    assert changed is not web1 and changed is not None and changed.labels == {"app": "web", "v": "2"}
+    assert len(cache) == 2
+
+    relist = cache.begin_replace()
+    relist.add(make_pod("ns", "web-0", labels={"app": "web"}))  # unchanged
+    relist.add(make_pod("ns", "web-1", node="node-2", labels={"app": "web", "v": "2"}))  # moved
+    relist.add(make_pod("ns", "web-2", labels={"app": "web"}))  # new
+    relist.commit()
+    assert cache.get("ns", "web-0") is web0
+    moved = cache.get("ns", "web-1")
+    assert moved is not None and moved is not changed and moved.node_name == "node-2"
+    assert [p.name for p in cache.list("ns")] == ["web-0", "web-1", "web-2"]
+    assert len(cache) == 3
+
+
+def test_unchanged_nodes_keep_their_object_across_events_and_relists() -> None:
+    cache = NodeCache()
+    first = cache.begin_replace()
+    first.add(make_node("a"))
+    first.commit()
+    a = cache.get("a")
+    cache.upsert(make_node("a"))  # a heartbeat: only status timestamps changed
+    assert cache.get("a") is a
+    relist = cache.begin_replace()
+    relist.add(make_node("a"))
+    relist.commit()
+    assert cache.get("a") is a
+    cache.upsert(make_node("a", ready=False))
+    now = cache.get("a")
+    assert now is not a and now is not None and not now.ready
+
+
+def test_relisting_unchanged_pods_allocates_no_second_copy() -> None:
+    """The new generation holds the old pods: only its dicts are new (~60 B/pod, not ~400)."""
+    pages = [orjson.dumps({"items": [make_pod("ns", f"p-{i}", labels={"k": str(i)}) for i in range(3000)]})]
+    cache = PodCache()
+    for relist in range(2):
+        gc.collect()
+        tracemalloc.start()
+        replacement = cache.begin_replace()
+        for raw in pages:
+            for obj in orjson.loads(raw)["items"]:
+                replacement.add(obj)
+        replacement.commit()
+        del replacement
+        gc.collect()
+        retained = tracemalloc.get_traced_memory()[0]
+        tracemalloc.stop()
+        if relist == 0:
+            first = retained
+    assert len(cache) == 3000
+    assert retained < first / 3, (first, retained)
