@@ -34,6 +34,8 @@ class Serve:
     chunked: bool = False
     reason: bytes | None = None
     """None: the standard phrase, as Go's server sends."""
+    headers: tuple[tuple[bytes, bytes], ...] = ()
+    """Extra response headers (Set-Cookie, Content-Encoding, Connection: close, Location...)."""
 
 
 @dataclass(frozen=True)
@@ -61,7 +63,16 @@ class ResetIfReused:
     then: Serve
 
 
-Action = Serve | Hang | Drip | Reset | ResetIfReused
+@dataclass(frozen=True)
+class RequireAuth:
+    """Serve `then` to a request whose Authorization header is `authorization`; others get a
+    401 with a small body (what a kubelet answers to a stale token)."""
+
+    authorization: str
+    then: Serve
+
+
+Action = Serve | Hang | Drip | Reset | ResetIfReused | RequireAuth
 
 RESOURCE = "/metrics/resource"
 SUMMARY = "/stats/summary?only_cpu_and_memory=true"
@@ -125,6 +136,9 @@ class FakeKubelet:
             action = self.routes.get(target, Serve(status=404, body=b"404 page not found\n"))
             if isinstance(action, ResetIfReused):
                 action = Reset() if served else action.then
+            if isinstance(action, RequireAuth):
+                authorized = headers.get("authorization") == action.authorization
+                action = action.then if authorized else Serve(status=401, body=b"Unauthorized\n")
             served += 1
             if isinstance(action, Hang):
                 await trio.sleep_forever()
@@ -140,7 +154,7 @@ class FakeKubelet:
                     await trio.sleep(action.interval)
                 await stream.send_all(conn.send(h11.EndOfMessage()) or b"")
             else:
-                head = [(b"content-type", b"text/plain; version=0.0.4; charset=utf-8")]
+                head = [(b"content-type", b"text/plain; version=0.0.4; charset=utf-8"), *action.headers]
                 if action.chunked:
                     head.append((b"transfer-encoding", b"chunked"))
                 else:

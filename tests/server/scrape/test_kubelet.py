@@ -3,9 +3,10 @@ size cap, connection reuse, the Summary fallback; and the `--kubelet-*` config v
 
 from __future__ import annotations
 
-import http.cookiejar
+import gzip
 import logging
 import ssl
+import zlib
 from collections.abc import Generator
 from dataclasses import replace
 from pathlib import Path
@@ -15,6 +16,7 @@ import pytest
 import trio
 import trustme
 
+from k8s_metrics.kubeconfig import TokenFileAuth
 from metrics_server.kube.objects import NodeAddress
 from metrics_server.scrape.batch import KubeletError, NodeBatch, ParseError
 from metrics_server.scrape.config import (
@@ -45,6 +47,7 @@ from .fakes import (
     Drip,
     FakeKubelet,
     Hang,
+    RequireAuth,
     Reset,
     ResetIfReused,
     Serve,
@@ -304,21 +307,240 @@ async def test_scrapes_the_70_pod_sample_with_credentials(
 async def test_cookies_are_never_sent(
     nursery: trio.Nursery, ca: trustme.CA, config: KubeletClientConfig
 ) -> None:
-    fake = FakeKubelet("127.0.0.2", server_context(ca, "127.0.0.2"))
+    fake = FakeKubelet(
+        "127.0.0.2",
+        server_context(ca, "127.0.0.2"),
+        routes={RESOURCE: Serve(body=SAMPLE_70_PODS, headers=((b"set-cookie", b"session=abc; Path=/"),))},
+    )
     await start(nursery, fake)
     async with KubeletClient(config) as client:
         await client.scrape(node_for("node-1", fake))
-        # As if a response had set one: httpx would send it back on the next request.
-        [connection] = client._nodes.values()
-        connection.client.cookies.jar.set_cookie(_cookie("session", "abc"))
         await client.scrape(node_for("node-1", fake))
     assert ["cookie" in seen.headers for seen in fake.requests] == [False, False]
 
 
-def _cookie(name: str, value: str) -> http.cookiejar.Cookie:
-    return http.cookiejar.Cookie(
-        0, name, value, None, False, "127.0.0.2", True, False, "/", True, False, None, False, None, None, {}
+async def test_request_bytes_are_built_once_per_node_and_path(
+    nursery: trio.Nursery, ca: trustme.CA, config: KubeletClientConfig
+) -> None:
+    fake = FakeKubelet("127.0.0.2", server_context(ca, "127.0.0.2"))
+    await start(nursery, fake)
+    config = replace(config, auth=BearerAuth("s3cret"))
+    node = node_for("node-1", fake)
+    async with KubeletClient(config) as client:
+        await client.scrape(node)
+        [state] = client._nodes.values()
+        wire = state.requests[RESOURCE].wire
+        await client.scrape(node)
+        assert state.requests[RESOURCE].wire is wire
+    assert (
+        wire
+        == (
+            f"GET /metrics/resource HTTP/1.1\r\nHost: 127.0.0.2:{fake.port}\r\nAccept: */*\r\n"
+            "Accept-Encoding: gzip, deflate\r\nConnection: keep-alive\r\n"
+            f"User-Agent: {config.user_agent}\r\nAuthorization: Bearer s3cret\r\n\r\n"
+        ).encode()
     )
+
+
+async def test_rotated_token_file_is_sent_on_the_same_connection(
+    nursery: trio.Nursery, ca: trustme.CA, config: KubeletClientConfig, tmp_path: Path
+) -> None:
+    token = tmp_path / "token"
+    token.write_text("first\n")
+    fake = FakeKubelet("127.0.0.2", server_context(ca, "127.0.0.2"))
+    await start(nursery, fake)
+    config = replace(config, auth=TokenFileAuth(token))
+    node = node_for("node-1", fake)
+    async with KubeletClient(config) as client:
+        await client.scrape(node)
+        token.write_text("second-token\n")
+        await client.scrape(node)
+        await client.scrape(node)
+    assert [seen.headers["authorization"] for seen in fake.requests] == [
+        "Bearer first",
+        "Bearer second-token",
+        "Bearer second-token",
+    ]
+    assert fake.accepted == 1
+
+
+class RotatingAuth(httpx.Auth):
+    """Sends the current token; on a 401 moves to the next one and retries once."""
+
+    def __init__(self, *tokens: str) -> None:
+        self.tokens = list(tokens)
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers["Authorization"] = f"Bearer {self.tokens[0]}"
+        response = yield request
+        if response.status_code == 401 and len(self.tokens) > 1:
+            self.tokens.pop(0)
+            request.headers["Authorization"] = f"Bearer {self.tokens[0]}"
+            yield request
+
+
+async def test_401_lets_the_auth_flow_retry_with_a_new_token(
+    nursery: trio.Nursery, ca: trustme.CA, config: KubeletClientConfig
+) -> None:
+    fake = FakeKubelet(
+        "127.0.0.2",
+        server_context(ca, "127.0.0.2"),
+        routes={RESOURCE: RequireAuth("Bearer new", Serve(body=SAMPLE_70_PODS))},
+    )
+    await start(nursery, fake)
+    config = replace(config, auth=RotatingAuth("old", "new"))
+    node = node_for("node-1", fake)
+    async with KubeletClient(config) as client:
+        first = await client.scrape(node)
+        second = await client.scrape(node)
+    assert (len(first.pods), len(second.pods)) == (70, 70)
+    assert [seen.headers["authorization"] for seen in fake.requests] == [
+        "Bearer old",
+        "Bearer new",
+        "Bearer new",
+    ]
+    assert fake.accepted == 1  # the 401's body was drained: the retry went on the same connection
+
+
+async def test_401_without_a_new_token_is_an_error(
+    nursery: trio.Nursery, ca: trustme.CA, config: KubeletClientConfig
+) -> None:
+    fake = FakeKubelet(
+        "127.0.0.2",
+        server_context(ca, "127.0.0.2"),
+        routes={RESOURCE: RequireAuth("Bearer new", Serve(body=SAMPLE_70_PODS))},
+    )
+    await start(nursery, fake)
+    config = replace(config, auth=RotatingAuth("old"))
+    async with KubeletClient(config) as client:
+        with pytest.raises(KubeletError) as info:
+            await client.scrape(node_for("node-1", fake))
+    assert str(info.value) == 'request failed, status: "401 Unauthorized"'
+    assert len(fake.requests) == 1
+
+
+@pytest.mark.parametrize("coding", ["gzip", "deflate"])
+async def test_compressed_body_is_decoded(
+    nursery: trio.Nursery, ca: trustme.CA, config: KubeletClientConfig, coding: str
+) -> None:
+    body = gzip.compress(SAMPLE_70_PODS) if coding == "gzip" else zlib.compress(SAMPLE_70_PODS)
+    fake = FakeKubelet(
+        "127.0.0.2",
+        server_context(ca, "127.0.0.2"),
+        routes={RESOURCE: Serve(body=body, headers=((b"content-encoding", coding.encode()),))},
+    )
+    await start(nursery, fake)
+    async with KubeletClient(config) as client:
+        batch = await client.scrape(node_for("node-1", fake))
+    assert len(batch.pods) == 70
+
+
+async def test_decoded_size_counts_against_the_cap(
+    nursery: trio.Nursery, ca: trustme.CA, config: KubeletClientConfig
+) -> None:
+    body = gzip.compress(SAMPLE_70_PODS)
+    assert len(body) < 10_000 < len(SAMPLE_70_PODS)
+    fake = FakeKubelet(
+        "127.0.0.2",
+        server_context(ca, "127.0.0.2"),
+        routes={RESOURCE: Serve(body=body, headers=((b"content-encoding", b"gzip"),))},
+    )
+    await start(nursery, fake)
+    config = replace(config, max_response_bytes=10_000)
+    async with KubeletClient(config) as client:
+        with pytest.raises(ResponseTooLargeError) as info:
+            await client.scrape(node_for("node-1", fake))
+    assert str(info.value) == (
+        f'Get "https://127.0.0.2:{fake.port}/metrics/resource": '
+        "response body exceeds --kubelet-max-response-bytes (10000 bytes)"
+    )
+
+
+async def test_undecodable_body_is_a_transport_error(
+    nursery: trio.Nursery, ca: trustme.CA, config: KubeletClientConfig
+) -> None:
+    fake = FakeKubelet(
+        "127.0.0.2",
+        server_context(ca, "127.0.0.2"),
+        routes={RESOURCE: Serve(body=b"not gzip", headers=((b"content-encoding", b"gzip"),))},
+    )
+    await start(nursery, fake)
+    async with KubeletClient(config) as client:
+        with pytest.raises(KubeletTransportError) as info:
+            await client.scrape(node_for("node-1", fake))
+    assert str(info.value) == (
+        f'Get "https://127.0.0.2:{fake.port}/metrics/resource": '
+        "error: Error -3 while decompressing data: incorrect header check"  # zlib.error, as under httpx
+    )
+
+
+async def test_chunked_body_and_connection_reuse(
+    nursery: trio.Nursery, ca: trustme.CA, config: KubeletClientConfig
+) -> None:
+    fake = FakeKubelet(
+        "127.0.0.2",
+        server_context(ca, "127.0.0.2"),
+        routes={RESOURCE: Serve(body=SAMPLE_70_PODS, chunked=True)},
+    )
+    await start(nursery, fake)
+    node = node_for("node-1", fake)
+    async with KubeletClient(config) as client:
+        batches = [await client.scrape(node) for _ in range(2)]
+    assert [len(batch.pods) for batch in batches] == [70, 70]
+    assert fake.accepted == 1
+
+
+async def test_connection_close_from_the_kubelet_is_honoured(
+    nursery: trio.Nursery, ca: trustme.CA, config: KubeletClientConfig
+) -> None:
+    fake = FakeKubelet(
+        "127.0.0.2",
+        server_context(ca, "127.0.0.2"),
+        routes={RESOURCE: Serve(body=SAMPLE_70_PODS, headers=((b"connection", b"close"),))},
+    )
+    await start(nursery, fake)
+    node = node_for("node-1", fake)
+    async with KubeletClient(config) as client:
+        batches = [await client.scrape(node) for _ in range(2)]
+    assert [len(batch.pods) for batch in batches] == [70, 70]
+    assert (fake.accepted, len(fake.requests)) == (2, 2)
+
+
+async def test_redirect_is_not_followed(
+    nursery: trio.Nursery, ca: trustme.CA, config: KubeletClientConfig
+) -> None:
+    fake = FakeKubelet(
+        "127.0.0.2",
+        server_context(ca, "127.0.0.2"),
+        routes={
+            RESOURCE: Serve(status=302, body=b"moved", headers=((b"location", b"/elsewhere"),)),
+            "/elsewhere": Serve(body=SAMPLE_70_PODS),
+        },
+    )
+    await start(nursery, fake)
+    async with KubeletClient(config) as client:
+        with pytest.raises(KubeletError) as info:
+            await client.scrape(node_for("node-1", fake))
+    assert str(info.value) == 'request failed, status: "302 Found"'
+    assert [seen.target for seen in fake.requests] == [RESOURCE]
+
+
+async def test_large_error_body_closes_the_connection(
+    nursery: trio.Nursery, ca: trustme.CA, config: KubeletClientConfig
+) -> None:
+    fake = FakeKubelet(
+        "127.0.0.2",
+        server_context(ca, "127.0.0.2"),
+        routes={RESOURCE: Serve(status=500, body=b"x" * (64 * 1024 + 1))},
+    )
+    await start(nursery, fake)
+    node = node_for("node-1", fake)
+    async with KubeletClient(config) as client:
+        for _ in range(2):
+            with pytest.raises(KubeletError) as info:
+                await client.scrape(node)
+            assert str(info.value) == 'request failed, status: "500 Internal Server Error"'
+    assert fake.accepted == 2
 
 
 async def test_annotation_overrides_the_path(
