@@ -38,6 +38,10 @@ def _decimal_canonical(value: int, scale: int) -> str:
 
 def cpu_quantity(nanocores: int) -> str:
     """CPU usage as metrics-server prints it: `168064370n`, `5u`, `12m`, `2`, `0`."""
+    if nanocores % 1000:
+        # The usual case (measured rates are rarely round): at most two trailing zeros, which the
+        # canonical form pads back, so it stays in nanocores (~0.15 us instead of ~1.5 us).
+        return f"{nanocores}n"
     return _decimal_canonical(nanocores, -9)
 
 
@@ -45,6 +49,10 @@ def memory_quantity(num_bytes: int) -> str:
     """A BinarySI byte quantity: `1948212Ki`, `5Mi`, `1000000`; below 1024 it is DecimalSI (`1k`)."""
     if -1024 < num_bytes < 1024:
         return _decimal_canonical(num_bytes, 0)
+    if num_bytes & 1023:
+        return str(num_bytes)  # not a whole KiB (two's complement: the same test for negatives)
+    if num_bytes & 1_048_575:  # whole KiB, not MiB: the usual working set (pages of 4 KiB)
+        return f"{num_bytes >> 10}Ki"
     amount = -num_bytes if num_bytes < 0 else num_bytes
     power = 0
     while not amount & 1023:  # int64 cannot hold 1024**7, so the suffix table suffices

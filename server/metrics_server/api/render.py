@@ -7,29 +7,34 @@ once per snapshot into a `Fragment` — the bytes before and after that timestam
 is a `b"".join` of fragments and the current time. Quantities, durations and times come from
 `api.quantity` (the one place those formats live).
 
-Cost, measured with `tests/server/api/bench_encode.py 150000 --no-gc --gets` (150,000 pods x 2
-containers, 55 MB body, the ASGI app called as hypercorn does, a 2-core machine shared with other
-work, so read orders of magnitude):
+Static parts (`head`, `meta_tail`: name, namespace, labels) are kept by info identity across
+snapshots (`Generation.static_parts`), so per snapshot only timestamp, window and usage are
+formatted, by hand (quantities from `api.quantity`, container names through orjson); Table cells
+are formatted only when a Table asks for them.
 
-* cold list (first after a new snapshot, every fragment encoded, ~10-25 us/pod): 1.7-2.0 s;
-* warm list (same snapshot, fragments reused): 0.5-0.8 s;
-* longest event-loop stall: ~9 ms (was ~37 ms with one 55 MB join and 1000-object cold steps,
-  and the whole request before chunking); single gets sent meanwhile took at most ~15-18 ms
-  (a get needs several loop steps and waits behind one list step at each).
-* CPython's cyclic GC adds gen-2 pauses of up to ~1 s once millions of objects are alive (pod
-  cache + fragments); `--no-gc` removes them. That is a process-wide choice for whoever owns
-  start-up (e.g. `gc.freeze()` after the caches sync), not this module's.
+Cost (2026-11-27, `tests/server/api/bench_encode.py 150000 --no-gc`: real node/pod caches,
+150,000 pods x 2 containers, 56 MB body, the server's freshness histogram, the ASGI app called as
+hypercorn does; CPU time of the request, on a shared 2-core machine, so read ~20 %):
+
+* cold all-pods list (new snapshot): 1.83-2.36 s before, 1.39-1.85 s now (`pod_fragment` alone,
+  timed over 20,000 pods: ~3.3 us per pod with its static parts kept, was ~5.8 us);
+* warm all-pods list: 0.58-0.78 s before, 0.10-0.14 s now (`api.listcache`: segments joined with
+  `now`; most of what is left is the 150,000 freshness observations and listing the pod cache);
+* warm namespace list (3000 pods) 12 -> 2-3 ms, warm node list (5000 nodes) 8 -> 2-4 ms;
+* the generation that falls out after two snapshots held the loop for 110-280 ms when freed; it
+  is now freed in `sweep` steps (`FragmentCache.discard`), longest step ~1 ms.
 
 `FragmentCache` keeps the fragments of the two most recent snapshots so that requests straddling
-a publish do not thrash it. Large responses are produced in chunks (`CHUNK` objects per piece) so
-the caller can yield to the event loop between pieces. `cached_node_fragment` /
+a publish do not thrash it; what falls out goes to its trash, emptied in steps by `sweep`. Large
+responses are produced in chunks (`CHUNK` objects per piece) so the caller can yield to the event
+loop between pieces. `cached_node_fragment` /
 `cached_pod_fragment` are the one-object forms for gets.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import NamedTuple
+from typing import Any
 
 import orjson
 
@@ -44,21 +49,51 @@ CHUNK = 1000
 _dumps = orjson.dumps
 
 
-class Fragment(NamedTuple):
-    """One object's encoding around its `creationTimestamp`: `head + now + meta_tail + body_tail`."""
+class Fragment:
+    """One object's encoding around its `creationTimestamp`: `head + now + meta_tail + body_tail`.
 
-    head: bytes
-    """`{"metadata":{"name":...[,"namespace":...],"creationTimestamp":"`"""
-    meta_tail: bytes
-    """`"[,"labels":{...}]}` (closes metadata)"""
-    body_tail: bytes
-    """`,"timestamp":...,"window":...,"usage"|"containers":...}`"""
-    timestamp_ns: int
-    cells: tuple[str, ...]
-    """Table cells after Name: the quantities of `columns` (pod values summed), then the window."""
-    columns: tuple[str, ...]
-    """The usage resource names of this object, sorted (`cpu`, `memory`[, `swap`])."""
-    name: str
+    `cells`/`columns` (Table form only) are formatted on first use: a JSON list never pays for
+    them (they were a third of the cold encoding cost).
+    """
+
+    __slots__ = ("_table", "body_tail", "head", "meta_tail", "name", "serve_swap", "timestamp_ns", "usage")
+
+    def __init__(
+        self,
+        head: bytes,
+        meta_tail: bytes,
+        body_tail: bytes,
+        timestamp_ns: int,
+        name: str,
+        usage: NodeUsage | PodUsage,
+        serve_swap: bool,
+    ) -> None:
+        self.head = head
+        """`{"metadata":{"name":...[,"namespace":...],"creationTimestamp":"`"""
+        self.meta_tail = meta_tail
+        """`"[,"labels":{...}]}` (closes metadata)"""
+        self.body_tail = body_tail
+        """`,"timestamp":...,"window":...,"usage"|"containers":...}`"""
+        self.timestamp_ns = timestamp_ns
+        self.name = name
+        self.usage = usage
+        self.serve_swap = serve_swap
+        self._table: tuple[tuple[str, ...], tuple[str, ...]] | None = None
+
+    @property
+    def cells(self) -> tuple[str, ...]:
+        """Table cells after Name: the quantities of `columns` (pod values summed), then the window."""
+        return self._table_values()[1]
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The usage resource names of this object, sorted (`cpu`, `memory`[, `swap`])."""
+        return self._table_values()[0]
+
+    def _table_values(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        if self._table is None:
+            self._table = _table_values(self.usage, self.serve_swap)
+        return self._table
 
 
 def _usage(cpu: int, memory: int, swap: int | None) -> dict[str, str]:
@@ -68,15 +103,44 @@ def _usage(cpu: int, memory: int, swap: int | None) -> dict[str, str]:
     return usage
 
 
+def _table_values(usage: NodeUsage | PodUsage, serve_swap: bool) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    window = go_duration(usage.window_ns)
+    if isinstance(usage, NodeUsage):
+        values = _usage(usage.cpu_nanocores, usage.memory_bytes, usage.swap_bytes if serve_swap else None)
+        return tuple(values), (*values.values(), window)
+    if not usage.containers:  # a pod without containers has no usage names (see table_pieces)
+        return (), (window,)
+    cpu_sum = memory_sum = 0
+    swap_sum: int | None = None
+    for c in usage.containers:
+        cpu_sum += c.cpu_nanocores
+        memory_sum += c.memory_bytes
+        if serve_swap and c.swap_bytes is not None:
+            swap_sum = (swap_sum or 0) + c.swap_bytes
+    totals = _usage(cpu_sum, memory_sum, swap_sum)
+    return tuple(totals), (*totals.values(), window)
+
+
+_Static = tuple[object, bytes, bytes]
+"""(info, head, meta_tail): the encoding of an info's name, namespace and labels; the info is held so
+that its id, the key, cannot be reused while the entry lives."""
+
+
 class Generation:
-    """The cache of one snapshot: fragments by object key, and the time strings its objects share."""
+    """The cache of one snapshot: fragments by object key, the time strings its objects share, and
+    the static parts of objects (`head`, `meta_tail`) by info identity, carried over from the
+    previous generation as they are used (pod and node infos outlive many snapshots)."""
 
-    __slots__ = ("entries", "times", "windows")
+    __slots__ = ("entries", "names", "previous_static", "static", "times", "windows")
 
-    def __init__(self) -> None:
+    def __init__(self, previous: Generation | None = None) -> None:
         self.entries: dict[object, tuple[object, object, Fragment]] = {}
         self.times: dict[int, str] = {}
         self.windows: dict[int, str] = {}
+        self.static: dict[int, _Static] = {}
+        self.previous_static: dict[int, _Static] = previous.static if previous is not None else {}
+        self.names: dict[str, str] = previous.names if previous is not None else {}
+        """Container name -> its JSON string (shared by every generation; bounded by `NAMES`)."""
 
     def time(self, ns: int) -> str:
         text = self.times.get(ns)
@@ -90,68 +154,97 @@ class Generation:
             text = self.windows[ns] = go_duration(ns)
         return text
 
+    def static_parts(self, info: NodeInfo | PodInfo, namespace: str | None) -> _Static:
+        key = id(info)
+        hit = self.static.get(key)
+        if hit is None:
+            hit = self.previous_static.pop(key, None)
+            if hit is None:
+                meta: dict[str, object] = {"name": info.name}
+                if namespace is not None:
+                    meta["namespace"] = namespace
+                head, meta_tail = _encode_meta(meta, info.labels)
+                hit = (info, head, meta_tail)
+            self.static[key] = hit
+        return hit
+
+    def container_name(self, name: str) -> str:
+        text = self.names.get(name)
+        if text is None:
+            if len(self.names) >= NAMES:
+                self.names.clear()
+            text = self.names[name] = _dumps(name).decode()
+        return text
+
+
+NAMES = 4096
+"""Distinct container names whose JSON form is remembered (the memo is cleared when full)."""
 
 _PLACEHOLDER = "\x00"
 _PLACEHOLDER_JSON = b"\\u0000"
-_BODY_START = b',"timestamp":'
 
 
-def _encode(
-    meta: dict[str, object], labels: Mapping[str, str], rest: dict[str, object]
-) -> tuple[bytes, bytes, bytes]:
-    """One orjson call for the whole object, split around the creationTimestamp placeholder.
+def _encode_meta(meta: dict[str, object], labels: Mapping[str, str]) -> tuple[bytes, bytes]:
+    """`metadata` in one orjson call, split around the creationTimestamp placeholder: (head, meta_tail).
 
     Safe because names and label keys/values are validated by the kube-apiserver: they cannot hold
-    NUL or the `,"timestamp":` sequence.
+    NUL.
     """
     meta["creationTimestamp"] = _PLACEHOLDER
     if labels:
         meta["labels"] = dict(sorted(labels.items()))  # Go encodes maps with sorted keys
-    encoded = _dumps({"metadata": meta, **rest})
-    head, tail = encoded.split(_PLACEHOLDER_JSON, 1)
-    cut = tail.index(_BODY_START)
-    return head, tail[:cut], tail[cut:]
+    head, tail = _dumps({"metadata": meta}).split(_PLACEHOLDER_JSON, 1)
+    return head, tail[:-1]  # without the brace closing the outer object
+
+
+def _usage_json(cpu: int, memory: int, swap: int | None) -> str:
+    """`_usage(...)` as orjson writes it: quantities hold nothing JSON escapes."""
+    if swap is None:
+        return f'{{"cpu":"{cpu_quantity(cpu)}","memory":"{memory_quantity(memory)}"}}'
+    memory_text = memory_quantity(memory)
+    return f'{{"cpu":"{cpu_quantity(cpu)}","memory":"{memory_text}","swap":"{memory_quantity(swap)}"}}'
 
 
 def node_fragment(
     info: NodeInfo, usage: NodeUsage, serve_swap: bool, gen: Generation | None = None
 ) -> Fragment:
     gen = gen or Generation()
+    _, head, meta_tail = gen.static_parts(info, None)
     swap = usage.swap_bytes if serve_swap else None
-    values = _usage(usage.cpu_nanocores, usage.memory_bytes, swap)
-    window = gen.window(usage.window_ns)
-    rest: dict[str, object] = {"timestamp": gen.time(usage.timestamp_ns), "window": window, "usage": values}
-    head, meta_tail, body_tail = _encode({"name": info.name}, info.labels, rest)
-    cells = (*values.values(), window)
-    return Fragment(head, meta_tail, body_tail, usage.timestamp_ns, cells, tuple(values), info.name)
+    body_tail = (
+        f',"timestamp":"{gen.time(usage.timestamp_ns)}","window":"{gen.window(usage.window_ns)}",'
+        f'"usage":{_usage_json(usage.cpu_nanocores, usage.memory_bytes, swap)}}}'
+    ).encode()
+    return Fragment(head, meta_tail, body_tail, usage.timestamp_ns, info.name, usage, serve_swap)
 
 
 def pod_fragment(info: PodInfo, usage: PodUsage, serve_swap: bool, gen: Generation | None = None) -> Fragment:
+    """Times, durations and quantities contain nothing JSON escapes, and container names go
+    through orjson (`Generation.container_name`), so the hand-assembled text is orjson's."""
     gen = gen or Generation()
-    containers = []
-    cpu_sum = memory_sum = 0
-    swap_sum: int | None = None
-    for c in usage.containers:
-        swap = c.swap_bytes if serve_swap else None
-        containers.append({"name": c.name, "usage": _usage(c.cpu_nanocores, c.memory_bytes, swap)})
-        cpu_sum += c.cpu_nanocores
-        memory_sum += c.memory_bytes
-        if swap is not None:
-            swap_sum = (swap_sum or 0) + swap
-    window = gen.window(usage.window_ns)
-    rest: dict[str, object] = {
-        "timestamp": gen.time(usage.timestamp_ns),
-        "window": window,
-        "containers": containers,
-    }
-    head, meta_tail, body_tail = _encode({"name": info.name, "namespace": info.namespace}, info.labels, rest)
-    if containers:
-        totals = _usage(cpu_sum, memory_sum, swap_sum)
-        columns: tuple[str, ...] = tuple(totals)
-        cells = (*totals.values(), window)
-    else:  # a pod without containers has no usage names (see table_pieces)
-        columns, cells = (), (window,)
-    return Fragment(head, meta_tail, body_tail, usage.timestamp_ns, cells, columns, info.name)
+    _, head, meta_tail = gen.static_parts(info, info.namespace)
+    names = gen.names
+    if serve_swap:
+        containers = ",".join(
+            [
+                f'{{"name":{names.get(c.name) or gen.container_name(c.name)},"usage":'
+                f"{_usage_json(c.cpu_nanocores, c.memory_bytes, c.swap_bytes)}}}"
+                for c in usage.containers
+            ]
+        )
+    else:  # the usual case, inlined: ~1 us less per pod
+        containers = ",".join(
+            [
+                f'{{"name":{names.get(c.name) or gen.container_name(c.name)},"usage":{{"cpu":"'
+                f'{cpu_quantity(c.cpu_nanocores)}","memory":"{memory_quantity(c.memory_bytes)}"}}}}'
+                for c in usage.containers
+            ]
+        )
+    ts = usage.timestamp_ns
+    time = gen.times.get(ts) or gen.time(ts)
+    window = gen.windows.get(usage.window_ns) or gen.window(usage.window_ns)
+    body_tail = f',"timestamp":"{time}","window":"{window}","containers":[{containers}]}}'.encode()
+    return Fragment(head, meta_tail, body_tail, ts, info.name, usage, serve_swap)
 
 
 class FragmentCache:
@@ -160,18 +253,55 @@ class FragmentCache:
     An entry is reused only if the same snapshot produced it and the object's info and usage are
     equal to those it was built from, so a changed label or a re-published usage is never stale.
     Not thread-safe; used from the one event loop.
+
+    A generation that falls out holds ~150,000 entries at the benchmark's size; freeing them in
+    one go held the event loop for ~100-250 ms, so its containers go to `trash`, which the caller
+    empties in steps (`sweep`).
     """
 
     def __init__(self) -> None:
         self._generations: list[tuple[object, Generation]] = []
+        self._trash: list[tuple[dict[Any, Any] | list[Any], int]] = []
 
     def generation(self, snapshot: object) -> Generation:
         for snap, gen in self._generations:
             if snap is snapshot:
                 return gen
-        gen = Generation()
+        gen = Generation(self._generations[-1][1] if self._generations else None)
+        if len(self._generations) == 2:
+            old_snapshot, old = self._generations[0]
+            # A request still holding `old` then finds empty dicts and encodes again: the fragments
+            # it already has are its own references, never mutated.
+            for container in (old.entries, old.static, old.previous_static):
+                self._trash.append((container, 1))
+            old.entries, old.static, old.previous_static = {}, {}, {}
+            # Swept first (the trash is a stack): the snapshot, if this was its last reference, then
+            # frees only its own dict, the usage objects later with the entries, in steps.
+            self.discard([old_snapshot], 1)
         self._generations = [*self._generations[-1:], (snapshot, gen)]
         return gen
+
+    def discard(self, references: Iterable[object], weight: int) -> None:
+        """Drop `references` in `sweep` steps, each counting as `weight` items (what dropping it may
+        free). The objects themselves are not touched: whoever still holds one keeps it whole."""
+        self._trash.append((list(references), weight))
+
+    def sweep(self, budget: int) -> bool:
+        """Free up to about `budget` items of dropped caches; True when nothing is left."""
+        trash = self._trash
+        while trash and budget > 0:
+            container, weight = trash[-1]
+            take = min(-(-budget // weight), len(container))
+            if isinstance(container, dict):
+                popitem = container.popitem
+                for _ in range(take):
+                    popitem()
+            else:
+                del container[len(container) - take :]
+            budget -= take * weight
+            if not container:
+                trash.pop()
+        return not trash
 
 
 def node_fragments(

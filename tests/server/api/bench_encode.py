@@ -1,61 +1,127 @@
-"""Measure the event-loop stall of encoding a 150,000-pod list (not a test; run by hand).
+"""CPU and event-loop stalls of serving big lists through the app (not a test; run by hand).
 
-    .venv/bin/python tests/server/api/bench_encode.py [pods] [--no-gc] [--gets]
+    .venv/bin/python tests/server/api/bench_encode.py [pods] [--nodes N] [--no-gc] [--gets]
 
-Serves `GET /apis/metrics.k8s.io/v1beta1/pods` (2 containers per pod, 3 labels each) by calling
-the ASGI app as hypercorn does (Quart's test client re-joins and copies the body, which is not
-the server's cost), while a probe task yields in a loop and records the longest gap between its
-turns: that gap is how long any other request would wait behind the list. Reports the cold
-request (new snapshot, every fragment encoded) and a warm one (same snapshot, fragments reused).
+Builds the real node and pod caches (`NodeCache`/`PodCache`, filled as the informers do; 2
+containers and 3 labels per pod, 50 namespaces) and serves, by calling the ASGI app as hypercorn
+does (Quart's test client re-joins and copies the body, which is not the server's cost):
 
-`--gets` also sends single pod gets back to back while the list is served and reports their
-longest latency (a get waits for at most one step of the list).
+* `pods cold`: `GET .../pods` right after a new snapshot (new usage objects, as storage publishes);
+* `pods warm`: the same list again (same snapshot, same pod cache);
+* `pods 1 changed`: after one pod was updated in the pod cache (an informer event);
+* `ns cold` / `ns warm`: `GET .../namespaces/ns-7/pods` after a new snapshot, then again;
+* `nodes cold` / `nodes warm`: `GET .../nodes`, likewise.
+
+For each: the CPU time of the request (`time.process_time`), its wall time, and the longest gap
+between the turns of a probe task that yields in a loop (how long any other request waits behind
+the list). `--gets` also sends single pod gets back to back meanwhile and reports the slowest (its
+CPU is then included in the figure). `--no-gc` disables the cyclic GC (the server freezes it once
+the caches are listed).
 """
 
 from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+import prometheus_client
 import trio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import trio.lowlevel
-from conftest import TS, Asgi, FakePods, FakeSnapshot, World, default_world, make_app, pod
+from conftest import TS, Asgi, FakeSnapshot, World, make_app
 
-from metrics_server.storage.snapshot import ContainerUsage, PodUsage
+from metrics_server.kube.nodes import NodeCache
+from metrics_server.kube.pods import PodCache
+from metrics_server.selfmetrics import SelfMetrics
+from metrics_server.storage.snapshot import ContainerUsage, NodeUsage, PodUsage
+
+API = "/apis/metrics.k8s.io/v1beta1"
 
 
-def build(n: int) -> World:
-    world = default_world()
-    pods = []
-    usage = {}
+def pod_object(i: int, extra: dict[str, str] | None = None) -> dict[str, object]:
+    ns, name = f"ns-{i % 50}", f"deploy-{i:06d}-abcde"
+    labels = {"app": f"app-{i % 300}", "pod-template-hash": "5d9c7b8f6", "tier": "web", **(extra or {})}
+    return {
+        "metadata": {"namespace": ns, "name": name, "uid": f"uid-{i}", "labels": labels},
+        "spec": {"nodeName": f"node-{i % 5000:04d}"},
+        "status": {"phase": "Running"},
+    }
+
+
+def usage(n: int, nodes: int, shift: int) -> FakeSnapshot:
+    """A new snapshot: new usage objects with new values, as each published cycle has."""
+    pods = {}
     for i in range(n):
-        ns, name = f"ns-{i % 50}", f"deploy-{i:06d}-abcde"
-        pods.append(pod(ns, name, {"app": f"app-{i % 300}", "pod-template-hash": "5d9c7b8f6", "tier": "web"}))
-        usage[(ns, name)] = PodUsage(
-            TS,
+        pods[(f"ns-{i % 50}", f"deploy-{i:06d}-abcde")] = PodUsage(
+            TS + shift,
             15_012_000_000,
             (
-                ContainerUsage("app", 2_460_574 + i, 12_533_760 + 4096 * i),
-                ContainerUsage("istio-proxy", 5_000_000, 41_943_040),
+                ContainerUsage("app", 2_460_574 + i + shift, 12_533_760 + 4096 * i),
+                ContainerUsage("istio-proxy", 5_000_000 + shift, 41_943_040),
             ),
         )
-    world.pods = FakePods(pods)
-    world.snapshot = FakeSnapshot(dict(world.snapshot.nodes), usage)
-    return world
+    node_usage = {
+        f"node-{i:04d}": NodeUsage(TS + shift, 15_000_000_000, 1_000_000_000 + i + shift, 4_000_000_000 + i)
+        for i in range(nodes)
+    }
+    return FakeSnapshot(node_usage, pods)
 
 
-async def main(n: int, gets: bool = False) -> None:
-    world = build(n)
+class _Observer:
+    def __init__(self, metrics: SelfMetrics) -> None:
+        self.append = metrics.observe_freshness
+
+
+def build(n: int, nodes: int) -> World:
+    node_cache, pod_cache = NodeCache(), PodCache()
+    for i in range(nodes):
+        name = f"node-{i:04d}"
+        labels = {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux"}
+        node_cache.upsert({"metadata": {"name": name, "uid": f"uid-{name}", "labels": labels}})
+    for i in range(n):
+        pod_cache.upsert(pod_object(i))
+    return World(node_cache, pod_cache, usage(n, nodes, 0))  # type: ignore[arg-type]
+
+
+async def main(n: int, nodes: int, gets: bool) -> None:
+    world = build(n, nodes)
+    # The server's real observer (a Python histogram), not the test fixture's `list.append`.
+    world.freshness = _Observer(SelfMetrics(prometheus_client.CollectorRegistry(), 15.0))  # type: ignore[assignment]
     app = make_app(world)
+    shift = 0
+
+    def new_snapshot() -> None:
+        nonlocal shift
+        shift += 1_000_000_000
+        world.snapshot = usage(n, nodes, shift)
+
+    def change_one_pod() -> None:
+        world.pods.upsert(pod_object(7, {"changed": str(shift)}))  # type: ignore[attr-defined]
+
+    def nothing() -> None:
+        pass
+
+    scenarios: list[tuple[str, str, Callable[[], None]]] = [
+        ("pods cold", f"{API}/pods", new_snapshot),
+        ("pods warm", f"{API}/pods", nothing),
+        ("pods warm", f"{API}/pods", nothing),
+        ("pods 1 changed", f"{API}/pods", change_one_pod),
+        ("ns cold", f"{API}/namespaces/ns-7/pods", new_snapshot),
+        ("ns warm", f"{API}/namespaces/ns-7/pods", nothing),
+        ("nodes cold", f"{API}/nodes", new_snapshot),
+        ("nodes warm", f"{API}/nodes", nothing),
+        ("pods cold", f"{API}/pods", new_snapshot),
+        ("pods warm", f"{API}/pods", nothing),
+    ]
     async with app.test_app():
         asgi = Asgi(app)
-        for label in ("cold", "warm", "warm"):
-            if label == "cold":
-                world.snapshot = FakeSnapshot(dict(world.snapshot.nodes), dict(world.snapshot.pods))
+        await asgi.request(f"{API}/pods")  # first request: the app's own lazy set-up
+        for label, path, prepare in scenarios:
+            prepare()
             gaps: list[float] = []
             latencies: list[float] = []
             done = trio.Event()
@@ -81,23 +147,21 @@ async def main(n: int, gets: bool = False) -> None:
                 if gets:
                     nursery.start_soon(getter)
                 await trio.lowlevel.checkpoint()
-                start = time.perf_counter()
-                status, parts = await asgi.request(f"{API}/pods")
-                total = time.perf_counter() - start
+                cpu0, start = time.process_time(), time.perf_counter()
+                status, parts = await asgi.request(path)
+                cpu, total = time.process_time() - cpu0, time.perf_counter() - start
                 done.set()
             assert status == 200
             size = sum(map(len, parts))
             line = (
-                f"{label}: {n} pods, {size / 1e6:.1f} MB in {len(parts)} messages, "
-                f"total {total * 1000:.0f} ms, longest loop stall {max(gaps) * 1000:.1f} ms, "
-                f"probe turns {len(gaps)}"
+                f"{label:15s}: {size / 1e6:5.1f} MB, CPU {cpu * 1000:6.0f} ms, wall {total * 1000:6.0f} ms, "
+                f"longest loop stall {max(gaps) * 1000:5.1f} ms, probe turns {len(gaps)}"
             )
             if gets:
-                line += f", {len(latencies)} gets meanwhile, slowest {max(latencies) * 1000:.1f} ms"
-            print(line)
-
-
-API = "/apis/metrics.k8s.io/v1beta1"
+                line += (
+                    f", {len(latencies)} gets meanwhile, slowest {max(latencies, default=0) * 1000:.1f} ms"
+                )
+            print(line, flush=True)
 
 
 if __name__ == "__main__":
@@ -106,4 +170,8 @@ if __name__ == "__main__":
 
         gc.disable()
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
-    trio.run(main, int(args[0]) if args else 150_000, "--gets" in sys.argv)
+    node_count = 5000
+    if "--nodes" in sys.argv:
+        node_count = int(sys.argv[sys.argv.index("--nodes") + 1])
+        args.remove(str(node_count))
+    trio.run(main, int(args[0]) if args else 150_000, node_count, "--gets" in sys.argv)

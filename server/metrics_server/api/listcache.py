@@ -1,0 +1,88 @@
+"""Whole-list bodies kept between requests as the bytes between their `creationTimestamp`s.
+
+A list without selectors (all pods, one namespace's pods, all nodes) in JSON is the same bytes for
+every request of one snapshot and one pod-cache state, except the `creationTimestamp` of each
+object, which is the response time. `CachedList` keeps such a body as segments, chunk by chunk,
+so that serving it again is `now.join(segments)` per chunk: C-level copies, ~10 ms of CPU for
+the 56 MB all-pods list of 150,000 pods (was ~0.5 s re-assembling every object's fragment).
+
+Validity: an entry belongs to one snapshot (identity: a published snapshot is immutable) and to
+the tuple the lister returned when it was built (`state`). A request compares the lister's
+current tuple with it (C-level, identity first: ~1 ms for 150,000 pods); any difference (a pod
+added, removed or replaced by an informer event) rebuilds the entry from the fragment cache. The
+selected objects in response order are kept too (`order`), so that a new snapshot with the same
+pod-cache state skips filtering and sorting.
+
+Freshness: the per-object timestamps (seconds) are kept in response order (`ages`), so every
+request still observes one age per served object, in the same order as before.
+"""
+
+from __future__ import annotations
+
+from array import array
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from itertools import islice, repeat
+from operator import sub
+from typing import Any, NamedTuple
+
+from metrics_server.api.render import API_VERSION, Fragment
+
+SEPARATOR = b"\x00"
+"""Marks where `now` goes while a chunk is joined, before it is split into segments. Never part of
+an encoded object: orjson writes a NUL inside a string as `\\u0000`, and nothing else holds one."""
+
+
+class CachedList(NamedTuple):
+    """One JSON `<Kind>List` body of one snapshot and one lister state (see the module notes)."""
+
+    snapshot: object
+    state: Sequence[object]
+    """What the lister returned (compared with `==`, identity first)."""
+    order: Sequence[Any]
+    """The selected infos (selectors do not apply: every listed object) in response order."""
+    head: bytes
+    chunks: list[list[bytes]]
+    """Per chunk of objects: the segments to join with `now`."""
+    ages: array[float]
+    """Per served object, in order: its timestamp in seconds (`timestamp_ns / 1e9`)."""
+
+    def pieces(self, now: bytes) -> Iterator[bytes]:
+        """The body in pieces (list head, one piece per chunk, list tail), as `render.list_pieces`."""
+        yield self.head
+        for segments in self.chunks:
+            yield now.join(segments)
+        yield b"]}\n"
+
+    def observe(self, now_s: float, observe: Callable[[float], object], start: int, stop: int) -> None:
+        """`observe(now_s - timestamp)` for the served objects `start:stop`, in order."""
+        deque(map(observe, map(sub, repeat(now_s), islice(self.ages, start, stop))), maxlen=0)
+
+
+def list_head(list_kind: str) -> bytes:
+    return (
+        b'{"kind":"'
+        + list_kind.encode()
+        + b'","apiVersion":"'
+        + API_VERSION.encode()
+        + b'","metadata":{},"items":['
+    )
+
+
+def chunk_segments(fragments: Sequence[Fragment], first: bool) -> list[bytes]:
+    """The segments of one chunk of list items: `now.join(result)` is the chunk's piece of the body,
+    with the separating comma in front unless it is the `first` chunk."""
+    parts: list[bytes] = [] if first else [b","]
+    for f in fragments:
+        parts += (f.head, SEPARATOR, f.meta_tail, f.body_tail, b",")
+    if fragments:
+        parts.pop()
+    return b"".join(parts).split(SEPARATOR)
+
+
+def new_ages() -> array[float]:
+    return array("d")
+
+
+def chunk_ages(fragments: Sequence[Fragment]) -> array[float]:
+    return array("d", [f.timestamp_ns / 1e9 for f in fragments])
