@@ -92,6 +92,7 @@ class _PodReplacement:
     def commit(self) -> None:
         self._cache._pods = self._pods
         self._cache._count = sum(len(v) for v in self._pods.values())
+        self._cache._listed.clear()
         self._cache._prune_labels()
 
 
@@ -106,6 +107,9 @@ class PodCache:
         self._interner = LabelInterner()
         self._pods: dict[str, dict[str, PodInfo]] = {}
         self._count = 0
+        self._listed: dict[str | None, tuple[PodInfo, ...]] = {}
+        """`list()` results by namespace (None: all) until the next change: an unchanged cache
+        returns the same tuple, so readers (the API's list cache) recognise it by identity."""
 
     # PodLister
     def get(self, namespace: str, name: str) -> PodInfo | None:
@@ -113,12 +117,25 @@ class PodCache:
         return by_name.get(name) if by_name is not None else None
 
     def list(self, namespace: str | None = None) -> tuple[PodInfo, ...]:
-        """A snapshot of all running pods, or of one namespace's; later updates do not affect it."""
+        """A snapshot of all running pods, or of one namespace's; later updates do not affect it.
+        Until the cache changes, the same tuple is returned again."""
+        listed = self._listed.get(namespace)
+        if listed is not None:
+            return listed
         if namespace is not None:
             by_name = self._pods.get(namespace)
-            return tuple(by_name.values()) if by_name else ()
-        # chain.from_iterable builds the tuple in C: ~9 ms instead of ~30 ms at 150,000 pods.
-        return tuple(chain.from_iterable(by_name.values() for by_name in self._pods.values()))
+            listed = tuple(by_name.values()) if by_name else ()
+        else:
+            # chain.from_iterable builds the tuple in C: ~9 ms instead of ~30 ms at 150,000 pods.
+            listed = tuple(chain.from_iterable(by_name.values() for by_name in self._pods.values()))
+        self._listed[namespace] = listed
+        return listed
+
+    def _changed(self, namespace: str) -> None:
+        listed = self._listed
+        if listed:
+            listed.pop(namespace, None)
+            listed.pop(None, None)
 
     def namespaces(self) -> tuple[str, ...]:
         return tuple(self._pods)
@@ -146,6 +163,7 @@ class PodCache:
         elif old == pod:
             return  # a status-only change: keep the object readers and the API's caches hold
         by_name[pod.name] = pod
+        self._changed(pod.namespace)
         if self._interner.should_prune():
             self._prune_labels()
 
@@ -157,5 +175,6 @@ class PodCache:
         by_name = self._pods.get(namespace)
         if by_name is not None and by_name.pop(name, None) is not None:
             self._count -= 1
+            self._changed(namespace)
             if not by_name:
                 del self._pods[namespace]

@@ -98,6 +98,37 @@ def test_unchanged_pods_keep_their_object_across_events_and_relists() -> None:
     assert len(cache) == 3
 
 
+def test_pod_lists_are_the_same_tuple_until_the_cache_changes() -> None:
+    cache = PodCache()
+    replace = cache.begin_replace()
+    for namespace, name in [("a", "p0"), ("a", "p1"), ("b", "q0")]:
+        replace.add(make_pod(namespace, name))
+    replace.commit()
+    everything, in_a, in_b = cache.list(), cache.list("a"), cache.list("b")
+    assert [p.name for p in everything] == ["p0", "p1", "q0"]
+    assert (cache.list(), cache.list("a"), cache.list("b")) == (everything, in_a, in_b)
+    assert cache.list() is everything and cache.list("a") is in_a and cache.list("b") is in_b
+
+    cache.upsert(make_pod("a", "p0"))  # status only: nothing changed
+    assert cache.list() is everything and cache.list("a") is in_a
+    cache.upsert(make_pod("a", "p2"))  # added to a: a's list and the whole list are new
+    assert [p.name for p in cache.list("a")] == ["p0", "p1", "p2"]
+    assert cache.list() is not everything and cache.list("b") is in_b
+    everything = cache.list()
+    cache.delete(make_pod("b", "q0"))
+    assert (cache.list("b"), [p.name for p in cache.list()]) == ((), ["p0", "p1", "p2"])
+    cache.delete(make_pod("b", "gone"))  # not cached: nothing changed
+    everything = cache.list()
+    assert cache.list() is everything
+    cache.upsert(make_pod("a", "p1", phase="Succeeded"))  # left Running: removed
+    assert [p.name for p in cache.list()] == ["p0", "p2"]
+
+    relist = cache.begin_replace()
+    relist.add(make_pod("c", "r0"))
+    relist.commit()
+    assert ([p.name for p in cache.list()], cache.list("a")) == (["r0"], ())
+
+
 def test_unchanged_nodes_keep_their_object_across_events_and_relists() -> None:
     cache = NodeCache()
     first = cache.begin_replace()
