@@ -58,6 +58,16 @@ bare loop over the same 300k containers takes ~50 ms):
   untracked (CPython only untracks exact tuples), so with the server's thresholds (100_000, 20,
   100) each cycle has ~13 gen0 pauses of 50-200 ms and every other cycle a gen1 pause of
   0.5-2.7 s; see the bench's ``--gc`` options.
+
+Since 2026-11-27 (round 2) a pod's points are one plain tuple of rows (`PodPoints`), untracked by
+the collector, with its key and names shared across cycles, instead of two dicts of `Point`s.
+``.venv/bin/python tests/server/storage/bench_memory.py`` (kubesim-shaped bodies through the real
+parser, 1.34 containers per pod), old -> new: tracemalloc at 500 x 30, bytes held by the store and
+its snapshot per container served 1289 -> 816 (cycle peak 45 -> 27 MiB); at 5000 x 30 (200,909
+containers) RSS held 500 -> ~300 MiB (2610 -> ~1600 B per container), objects the collector tracks
+1.24M -> 0.53M, one full collection 0.51 -> 0.25 s CPU. Store CPU per cycle at 5000 x 30 x 1
+(``bench_cycle.py --mode incremental``; machine under load, so ranges): collector off 0.64-0.83 ->
+0.59-0.80 s; app thresholds (10_000, 10, 100) 1.19-2.42 -> 0.89-1.27 s, gen0 pauses up to 43 -> 18 ms.
 """
 
 from __future__ import annotations
@@ -80,6 +90,20 @@ FRESH_CONTAINER_MIN_AGE_NS = 10 * NS_PER_SECOND
 ``freshContainerMinMetricsResolution``): shorter windows give too noisy a rate."""
 PUBLISH_STEP_PODS = 2048
 """Default size of one step of `Cycle.publish_steps`, in pods (a node counts as one): a few ms."""
+_MAX_SHARED_STRINGS = 100_000
+
+
+_Row = tuple[str, int, int, int, int, "int | None", "int | None", "int | None", "int | None"]
+"""One container's points: name, the last point's timestamp, CPU, memory, start time and swap (a
+`Point`'s fields), then the prev's timestamp, CPU and start time (all three None without a prev)."""
+PodPoints = tuple["PodKey | _Row", ...]
+"""One pod's points: its `PodKey`, then one `_Row` per container in the order of its latest batch.
+
+Plain tuples of strings, ints and None, which the cyclic collector untracks after its first pass:
+the former dict of `Point`s per pod for last and another for prev were ~3 tracked objects per
+container for every collection to walk, and ~40% more bytes. The key and the names are the first
+cycle's objects, reused while the pod lives, so successive snapshots share them too.
+"""
 
 
 class _NodeState(NamedTuple):
@@ -89,10 +113,8 @@ class _NodeState(NamedTuple):
     node_last: Point | None
     node_prev: Point | None
     node_usage: NodeUsage | None
-    pod_last: dict[PodKey, dict[str, Point]]
-    """The batch's own dict (taken over, not copied); an out-of-order point is replaced by L."""
-    pod_prev: dict[PodKey, dict[str, Point]]
-    """Only containers that have a prev; only pods with at least one."""
+    pods: dict[PodKey, PodPoints]
+    """Every pod of the latest batch (an out-of-order point is replaced by L)."""
     pod_usage: dict[PodKey, PodUsage]
     served_containers: int
     """Sum of len(containers) over pod_usage (for points() without a second pass)."""
@@ -191,10 +213,13 @@ def _node_usage(last: Point, prev: Point) -> NodeUsage:
     )
 
 
-def _update_node(batch: NodeBatch, old: _NodeState | None, fresh_max: int, max_reorder: int) -> _NodeState:
+def _update_node(
+    batch: NodeBatch, old: _NodeState | None, fresh_max: int, max_reorder: int, strings: dict[str, str]
+) -> _NodeState:
     """Advance one successfully scraped node: its node point and every container.
 
-    The hot loop of the store (every container of every node, every cycle).
+    The hot loop of the store (every container of every node, every cycle). `strings` shares
+    namespace and container name strings between pods (`Storage._strings`).
     """
     node_last = batch.node_point
     node_prev: Point | None = None
@@ -205,69 +230,94 @@ def _update_node(batch: NodeBatch, old: _NodeState | None, fresh_max: int, max_r
         if node_prev is not None:
             node_usage = _node_usage(node_last, node_prev)
 
-    old_last = old.pod_last if old is not None else {}
-    old_prev = old.pod_prev if old is not None else {}
+    old_pods = old.pods if old is not None else {}
     fresh_min = FRESH_CONTAINER_MIN_AGE_NS
     new = tuple.__new__  # NamedTuple's own __new__ is a Python function: 3x slower
-    no_points: dict[str, Point] = {}
-    pod_prev: dict[PodKey, dict[str, Point]] = {}
+    pods: dict[PodKey, PodPoints] = {}
     pod_usage: dict[PodKey, PodUsage] = {}
     served = 0
+    no_points: PodPoints = ()
     for key, conts in batch.pods.items():
-        lasts = old_last.get(key, no_points)
-        prevs: dict[str, Point] = {}
+        prior = old_pods.get(key, no_points)
+        # The stored key object is reused across cycles; a new pod's namespace string is shared
+        # with the other pods of that namespace.
+        key = prior[0] if prior else (strings.setdefault(key[0], key[0]), key[1])  # type: ignore[assignment]
+        end = len(prior)
+        rows: list[PodKey | _Row] = [key]
         usages: list[ContainerUsage] = []
         complete = True
         pod_ts = pod_window = 0
         for cname, n in conts.items():
             ts, cpu, memory, start, swap = n
-            last = lasts.get(cname)
-            # Fast path, the steady state: a newer sample of the same container whose
-            # counter grew and which is not fresh. It gives exactly what
-            # _advance_container would (prev = last); everything else goes there.
-            if last is not None:
-                last_ts, last_cpu, _, last_start, _ = last
-                fast = (
+            # The container's row is usually where it was last cycle (same batch order).
+            row: _Row | None = prior[len(rows)] if len(rows) < end else None  # type: ignore[assignment]
+            if row is None or row[0] != cname:
+                row = _find(prior, cname)
+            if row is not None:
+                cname, last_ts, last_cpu, _, last_start, _, prev_ts, prev_cpu, _ = row
+                # Fast path, the steady state: a newer sample of the same container whose
+                # counter grew and which is not fresh. It gives exactly what
+                # _advance_container would (prev = last); everything else goes there.
+                if (
                     ts > last_ts
                     and start == last_start
                     and start < last_ts
                     and cpu >= last_cpu
                     and not fresh_min <= ts - start < fresh_max
-                )
+                ):
+                    start = last_start  # one int object while the container lives
+                    rows.append((cname, ts, cpu, memory, start, swap, last_ts, last_cpu, start))
+                    prev_ts, prev_cpu = last_ts, last_cpu
+                else:
+                    row = _slow_container(cname, n, row, fresh_max, max_reorder)
+                    rows.append(row)
+                    _, ts, cpu, memory, _, swap, prev_ts, prev_cpu, _ = row
             else:
-                fast = False
-            if fast:
-                prev: Point | None = last
-            else:
-                newer, prev = _advance_container(
-                    n, last, old_prev.get(key, no_points).get(cname), fresh_max, max_reorder
-                )
-                if newer is not n:
-                    conts[cname] = newer
-                    ts, cpu, memory, start, swap = newer
-            if prev is None:
+                cname = strings.setdefault(cname, cname)
+                row = _slow_container(cname, n, None, fresh_max, max_reorder)
+                rows.append(row)
+                _, ts, cpu, memory, _, swap, prev_ts, prev_cpu, _ = row
+            if prev_ts is None or prev_cpu is None:
                 complete = False
                 continue
-            prevs[cname] = prev
             if complete:
-                prev_ts = prev[0]
                 window = ts - prev_ts
-                usages.append(
-                    new(ContainerUsage, (cname, (cpu - prev[1]) * NS_PER_SECOND // window, memory, swap))
-                )
+                rate = (cpu - prev_cpu) * NS_PER_SECOND // window
+                usages.append(new(ContainerUsage, (cname, rate, memory, swap)))
                 # The pod's timestamp/window come from its container with the earliest
                 # sample (metrics-server's conservative choice for the HPA).
                 if not pod_window or ts < pod_ts or (ts == pod_ts and window < pod_window):
                     pod_ts = ts
                     pod_window = window
-        if prevs:
-            pod_prev[key] = prevs
+        pods[key] = tuple(rows)
         if complete and usages:
             if len(usages) > 1:
                 usages.sort()
             pod_usage[key] = new(PodUsage, (pod_ts, pod_window, tuple(usages)))
             served += len(usages)
-    return _NodeState(node_last, node_prev, node_usage, batch.pods, pod_prev, pod_usage, served)
+    return _NodeState(node_last, node_prev, node_usage, pods, pod_usage, served)
+
+
+def _find(prior: PodPoints, cname: str) -> _Row | None:
+    """`cname`'s row in a pod's points, if it has one."""
+    for row in prior[1:]:
+        if row[0] == cname:
+            return row  # type: ignore[return-value]
+    return None
+
+
+def _slow_container(cname: str, n: Point, row: _Row | None, fresh_max: int, max_reorder: int) -> _Row:
+    """`_advance_container` for a container off the fast path: its new row."""
+    last = prev = None
+    if row is not None:
+        last = Point(row[1], row[2], row[3], row[4], row[5])
+        if row[6] is not None and row[7] is not None and row[8] is not None:
+            prev = Point(row[6], row[7], 0, row[8])  # memory and swap of a prev are never read
+    newer, prev = _advance_container(n, last, prev, fresh_max, max_reorder)
+    ts, cpu, memory, start, swap = newer
+    if prev is None:
+        return (cname, ts, cpu, memory, start, swap, None, None, None)
+    return (cname, ts, cpu, memory, start, swap, prev.timestamp_ns, prev.cpu_ns, prev.start_time_ns)
 
 
 class Storage:
@@ -298,6 +348,8 @@ class Storage:
         self._graveyard: _Graveyard = []
         self._published = _Published(_Snapshot(self._graveyard, {}, {}), (0, 0), False)
         self._duplicates: set[PodKey] = set()
+        # Namespace and container names, one string object each for every pod that has them.
+        self._strings: dict[str, str] = {}
 
     def snapshot(self) -> DictSnapshot:
         """The last published cycle (an empty one before the first publish)."""
@@ -372,7 +424,7 @@ class Storage:
         work = 0
         while base:
             _, state = base.popitem()
-            work += len(state.pod_last) + 1
+            work += len(state.pods) + 1
             del state  # freed here, not when the next one is popped
             if work >= step:
                 work = 0
@@ -397,11 +449,12 @@ class Storage:
 class Cycle:
     """One scrape cycle being built aside; nothing of it is visible before `publish()`.
 
-    `add()` takes over each batch's `pods` dicts (it may replace an out-of-order point in them), so
-    the caller must not reuse them. A second batch for the same node in one cycle is ignored
-    (logged). Odd data never raises: each rule degrades to "no rate this cycle" for the node or
-    pod concerned. Using a cycle after `publish()`, or publishing a cycle begun before another
-    cycle was published, raises RuntimeError.
+    `add()` takes over each batch's `pods` dict and empties it (its points are copied into the
+    store's rows; freeing them there, one node at a time, keeps that work out of whichever step
+    drops the scrape round's batches), so the caller must not reuse it. A second batch for the same
+    node in one cycle is ignored (logged). Odd data never raises: each rule degrades to "no rate
+    this cycle" for the node or pod concerned. Using a cycle after `publish()`, or publishing a
+    cycle begun before another cycle was published, raises RuntimeError.
     """
 
     __slots__ = (
@@ -435,11 +488,17 @@ class Cycle:
         if name in self._states:
             logger.warning("node %s: a second batch in one cycle is ignored", name)
             return
-        state = _update_node(batch, self._base.get(name), storage._fresh_max_age_ns, storage._staleness_ns)
+        strings = storage._strings
+        if len(strings) > _MAX_SHARED_STRINGS:
+            strings.clear()  # names of long-gone pods; the live ones are shared again as pods come
+        state = _update_node(
+            batch, self._base.get(name), storage._fresh_max_age_ns, storage._staleness_ns, strings
+        )
+        batch.pods.clear()
         self._states[name] = state
         if state.node_usage is not None:
             self._nodes[name] = state.node_usage
-        keys = state.pod_last.keys()
+        keys = state.pods.keys()
         if self._owner.keys().isdisjoint(keys):
             self._pods.update(state.pod_usage)
             self._owner.update(dict.fromkeys(keys, name))
@@ -479,7 +538,7 @@ class Cycle:
             previous = self._base.get(name)
             if name in self._states or previous is None:
                 continue
-            work += len(previous.pod_last) + 1
+            work += len(previous.pods) + 1
             kept = _retain(previous, cutoff)
             if kept is not None:
                 self._states[name] = kept
@@ -507,7 +566,7 @@ class Cycle:
         expected case (a pod rescheduled), not a duplicate to report."""
         owner = self._owner
         usages = state.pod_usage
-        for key in state.pod_last:
+        for key in state.pods:
             first = owner.setdefault(key, name)
             if first != name:
                 if report:
@@ -545,21 +604,19 @@ def _retain(state: _NodeState, cutoff_ns: int) -> _NodeState | None:
         node_last = node_prev = node_usage = None
     stale = [
         key
-        for key, conts in state.pod_last.items()
-        if any(p.timestamp_ns < cutoff_ns for p in conts.values())
+        for key, points in state.pods.items()
+        if any(row[1] < cutoff_ns for row in points[1:])  # type: ignore[operator]
     ]
     if stale:
-        pod_last = dict(state.pod_last)
-        pod_prev = dict(state.pod_prev)
+        pods = dict(state.pods)
         pod_usage = dict(state.pod_usage)
         for key in stale:
-            del pod_last[key]
-            pod_prev.pop(key, None)
+            del pods[key]
             pod_usage.pop(key, None)
         served = sum(len(u.containers) for u in pod_usage.values())
-        state = _NodeState(node_last, node_prev, node_usage, pod_last, pod_prev, pod_usage, served)
+        state = _NodeState(node_last, node_prev, node_usage, pods, pod_usage, served)
     elif node_last is not state.node_last:
         state = state._replace(node_last=None, node_prev=None, node_usage=None)
-    if state.node_last is None and not state.pod_last:
+    if state.node_last is None and not state.pods:
         return None
     return state

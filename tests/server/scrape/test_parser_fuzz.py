@@ -11,13 +11,14 @@ from __future__ import annotations
 import json
 import random
 import re
+from collections.abc import Callable
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from metrics_server.scrape.batch import KubeletError, NodeBatch, ParseError, Point
-from metrics_server.scrape.prometheus import parse_resource_metrics
+from metrics_server.scrape.prometheus import parse_lines, parse_resource_metrics
 from metrics_server.scrape.summary import parse_summary
 
 FUZZ = settings(
@@ -265,6 +266,40 @@ def test_resource_parser_only_raises_scrape_errors_and_keeps_invariants(body: by
         assert str(exc)
         return
     check_batch(batch, *text_oracle(body))
+
+
+# The whole-body fast path (`_parse_canonical`) must give what the exact line parser gives, for
+# any body it accepts. These bodies are kubelet-shaped families (comment lines, then samples) whose
+# lines come from the same pool, so most are canonical and some carry one defect.
+HEADERS = ("", "# TYPE x counter", "# HELP x [STABLE] y\n# TYPE x gauge", "#")
+FAMILY_LINES = st.sampled_from(line_pool())
+
+
+@st.composite
+def family_bodies(draw: st.DrawFn) -> bytes:
+    family = st.tuples(st.sampled_from(HEADERS), st.lists(FAMILY_LINES, max_size=5))
+    families = draw(st.lists(family, max_size=5))
+    lines: list[str] = []
+    for header, samples in families:
+        lines += [header, *samples] if header else samples
+    dice = draw(DICE)
+    if lines and dice.random() < 0.2:
+        i = dice.randrange(len(lines))
+        lines[i] = dice.choice(junk_pool() + OTHER)
+    return ("\n".join(lines) + dice.choice(["\n", "", "\n\n"])).encode("utf-8", "surrogatepass")
+
+
+def outcome(parse: Callable[..., NodeBatch], body: bytes) -> NodeBatch | tuple[type, str]:
+    try:
+        return parse(body, node="node-1", request_time_ns=REQ)
+    except (ParseError, KubeletError) as exc:
+        return type(exc), str(exc)
+
+
+@settings(FUZZ, max_examples=3_000)
+@given(family_bodies())
+def test_resource_fast_path_equals_the_exact_parser(body: bytes) -> None:
+    assert outcome(parse_resource_metrics, body) == outcome(parse_lines, body)
 
 
 # --- /stats/summary ------------------------------------------------------------------------------------

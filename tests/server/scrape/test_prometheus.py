@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from metrics_server.scrape.batch import KubeletError, NodeBatch, ParseError, Point
-from metrics_server.scrape.prometheus import parse_resource_metrics
+from metrics_server.scrape.prometheus import _parse_canonical, parse_lines, parse_resource_metrics
 
 SAMPLES = Path(__file__).resolve().parents[2] / "data" / "kubelet-samples" / "resource"
 REQ = 1_700_000_000_000_000_000  # request time (ns) used where a sample has no timestamp
@@ -519,6 +519,14 @@ def test_synthetic_body_parses_completely() -> None:
     assert batch.pods[("namespace-0", "workload-000-7d9f8b6c5d-x0000")]["container-0"] == Point(
         1_750_705_768_415_000_000, 40_000_000_000, 17_391_616, 1_750_607_841_829_759_232
     )
+
+
+def test_kubelet_bodies_take_the_fast_path_and_give_the_exact_result() -> None:
+    """The whole-body fast path accepts real kubelet output (else it would never be used)."""
+    for body in (SAMPLES.joinpath("metrics-server-kind-v1.21-70pods.txt").read_bytes(), synthetic_body()):
+        fast = _parse_canonical(body.decode("ascii"), "n", REQ)
+        assert fast is not None
+        assert fast == parse_lines(body, node="n", request_time_ns=REQ)
 
 
 def _measure() -> None:
