@@ -50,6 +50,7 @@ CREDENTIAL_ID_KEY = "authentication.kubernetes.io/credential-id"
 INVALID_TOKEN = "invalid bearer token"
 _PERCENT_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 _PARSED_CERTS = 256
+_AUTHORIZATION = frozenset((b"authorization",))
 
 
 class TokenReviewerLike(Protocol):
@@ -67,14 +68,40 @@ class AuthnResult(NamedTuple):
     """What the authenticators reported (for the log)."""
 
 
+class _HeaderKeys(NamedTuple):
+    """A `RequestHeaderConfig`'s header names as ASGI gives them (lower-case bytes), computed once."""
+
+    username: tuple[bytes, ...]
+    uid: tuple[bytes, ...]
+    group: tuple[bytes, ...]
+    extra_prefixes: tuple[bytes, ...]
+
+    @classmethod
+    def of(cls, config: RequestHeaderConfig) -> _HeaderKeys:
+        def keys(names: Sequence[str]) -> tuple[bytes, ...]:
+            return tuple(n.lower().encode("latin-1") for n in names)
+
+        return cls(
+            keys(config.username_headers),
+            keys(config.uid_headers),
+            keys(config.group_headers),
+            keys(config.extra_header_prefixes),
+        )
+
+
 class _Settings(NamedTuple):
-    """An `AuthenticationConfig` with its CA bundles parsed (rebuilt when the config changes)."""
+    """An `AuthenticationConfig` with its CA bundles parsed and header names encoded (rebuilt when
+    the config changes)."""
 
     source: AuthenticationConfig | None
     client_ca: TrustBundle | None
     request_header: RequestHeaderConfig | None
     request_header_ca: TrustBundle | None
+    request_header_keys: _HeaderKeys | None
     strip: frozenset[bytes]
+    """Headers dropped from every request (the front proxy's identity headers)."""
+    strip_authenticated: frozenset[bytes]
+    """Headers dropped from an authenticated request (`strip` and `authorization`)."""
     strip_prefixes: tuple[bytes, ...]
 
 
@@ -89,20 +116,22 @@ def _bundle(pem: bytes | None) -> TrustBundle | None:
 
 def _settings(config: AuthenticationConfig | None) -> _Settings:
     if config is None:
-        return _Settings(None, None, None, None, frozenset(), ())
+        return _Settings(None, None, None, None, None, frozenset(), _AUTHORIZATION, ())
     rh = config.request_header
+    keys = _HeaderKeys.of(rh) if rh is not None else None
     strip: frozenset[bytes] = frozenset()
     prefixes: tuple[bytes, ...] = ()
-    if rh is not None:
-        names = (*rh.username_headers, *rh.group_headers, *rh.uid_headers)
-        strip = frozenset(n.lower().encode("latin-1") for n in names)
-        prefixes = tuple(p.lower().encode("latin-1") for p in rh.extra_header_prefixes)
+    if keys is not None:
+        strip = frozenset((*keys.username, *keys.group, *keys.uid))
+        prefixes = keys.extra_prefixes
     return _Settings(
         config,
         _bundle(config.client_ca_pem),
         rh,
         _bundle(rh.ca_pem) if rh is not None else None,
+        keys,
         strip,
+        strip | _AUTHORIZATION,
         prefixes,
     )
 
@@ -111,10 +140,9 @@ def _text(value: bytes) -> str:
     return value.decode("utf-8", "replace")
 
 
-def _first(headers: Headers, names: Sequence[str]) -> str:
-    """Go's `headerValue`: the first non-empty `Header.Get(name)` over `names`."""
-    for name in names:
-        key = name.lower().encode("latin-1")
+def _first(headers: Headers, keys: tuple[bytes, ...]) -> str:
+    """Go's `headerValue`: the first non-empty `Header.Get(name)` over `keys` (lower-case)."""
+    for key in keys:
         for k, v in headers:
             if k == key:
                 if v:
@@ -135,23 +163,25 @@ def _unescape_extra_key(encoded: str) -> str:
 
 def request_header_user(headers: Headers, config: RequestHeaderConfig) -> UserInfo | None:
     """The identity the front proxy asserted in `headers`; None without a username."""
-    name = _first(headers, config.username_headers)
+    return _request_header_user(headers, _HeaderKeys.of(config))
+
+
+def _request_header_user(headers: Headers, keys: _HeaderKeys) -> UserInfo | None:
+    name = _first(headers, keys.username)
     if not name:
         return None
     groups: list[str] = []
-    for header in config.group_headers:
-        wanted = header.lower().encode("latin-1")
+    for wanted in keys.group:
         groups.extend(_text(v) for k, v in headers if k == wanted and v)
     extra: dict[str, list[str]] = {}
-    for prefix in config.extra_header_prefixes:
-        p = prefix.lower().encode("latin-1")
+    for p in keys.extra_prefixes:
         for k, v in headers:
             if k.lower().startswith(p):
                 key = _unescape_extra_key(_text(k[len(p) :]).lower())
                 extra.setdefault(key, []).append(_text(v))
     return UserInfo(
         name=name,
-        uid=_first(headers, config.uid_headers),
+        uid=_first(headers, keys.uid),
         groups=tuple(groups),
         extra={k: tuple(v) for k, v in extra.items()},
     )
@@ -229,7 +259,7 @@ class Authenticator:
             user = with_authenticated_group(user)
         elif not errors and self._anonymous:
             user = UserInfo(name=ANONYMOUS, groups=(UNAUTHENTICATED,))
-        drop = s.strip | {b"authorization"} if user is not None else s.strip
+        drop = s.strip_authenticated if user is not None else s.strip
         if drop or s.strip_prefixes:
             headers = [(k, v) for k, v in headers if k not in drop and not k.startswith(s.strip_prefixes)]
         return AuthnResult(user, headers, tuple(errors))
@@ -254,7 +284,8 @@ class Authenticator:
             except CertificateRejected as exc:
                 errors.append(str(exc))
             else:
-                user = request_header_user(headers, s.request_header)
+                assert s.request_header_keys is not None
+                user = _request_header_user(headers, s.request_header_keys)
                 if user is not None:
                     return user
         if s.client_ca is not None and client_cert_pem:
