@@ -385,13 +385,15 @@ class KubeletClient:
                     body = b"".join(pieces)
             else:
                 limit = self.config.max_response_bytes
-                for name, value in head.headers:
+                # h11's Headers iterate through Sequence.__getitem__: walk a plain list twice instead.
+                fields = list(head.headers)
+                for name, value in fields:
                     if name == b"content-length" and value.isdigit() and int(value) > limit:
                         raise ResponseTooLargeError(_too_large(url, limit))
                 pieces = await connection.receive_body(limit)
                 if pieces is None:
                     raise ResponseTooLargeError(_too_large(url, limit))
-                decoders = content_decoders(head.headers)
+                decoders = content_decoders(fields)
                 decoded = decode_capped(pieces, decoders, limit) if decoders else b"".join(pieces)
                 if decoded is None:
                     raise ResponseTooLargeError(_too_large(url, limit))

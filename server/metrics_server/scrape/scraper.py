@@ -15,6 +15,13 @@ So a cycle spawns a few hundred tasks, not one per node (5000 tasks each sleepin
 and then queueing on a limiter cost ~7 % of the CPU at 5000 nodes, mostly in trio's cancellation
 when the deadline hit them all).
 
+Waking up. A worker sleeps until its node's stagger time only if that time is still ahead; a node
+whose time has already come (a worker was busy past it: under load, most nodes) starts at once
+instead of through `trio.sleep_until` in the past, which still costs a cancel scope whose deadline
+fires at once (25 us against 6 us for a checkpoint, measured on a 2-core shared machine). A node
+that fails without waiting (no address) is followed by a checkpoint, so a worker never runs through
+many nodes in one step.
+
 The deadline. `deadline` stops STARTING requests: nodes not started by then fail with
 "scrape cycle deadline passed before the request was sent". A request already in flight is not
 cancelled at the deadline: it may finish within its own --kubelet-request-timeout (the client
@@ -195,15 +202,26 @@ class Scraper:
 
     async def _worker(self, cycle: _Cycle) -> None:
         """Scrape nodes from the shared schedule until it is empty or the deadline has passed."""
+        deadline = cycle.deadline
         for at, _, node in cycle.schedule:
-            if at >= cycle.deadline:
+            if at >= deadline:
                 return  # this node, and every later one, is left unsent
-            await trio.sleep_until(at)
-            if trio.current_time() >= cycle.deadline:
+            now = trio.current_time()
+            if now < at:
+                await trio.sleep_until(at)
+                now = trio.current_time()
+            # else: its time came while this worker was busy (under load, most nodes). No
+            # sleep_until in the past: it costs a cancel scope whose deadline fires at once
+            # (25 us against 6 us for a bare checkpoint), and a request waits for its answer anyway.
+            if now >= deadline:
                 return  # waited for a free worker past the deadline
-            await self._scrape_node(node, cycle)
+            if not await self._scrape_node(node, cycle):
+                # A node may fail without ever waiting (no address): still let others run, and
+                # the hard end of the cycle in, between nodes.
+                await trio.lowlevel.checkpoint()
 
-    async def _scrape_node(self, node: NodeInfo, cycle: _Cycle) -> None:
+    async def _scrape_node(self, node: NodeInfo, cycle: _Cycle) -> bool:
+        """Whether the node's batch was delivered."""
         cycle.requested.add(node.name)
         start = trio.current_time()
         success = False
@@ -212,13 +230,13 @@ class Scraper:
             success = True
         except ScrapeError as exc:
             cycle.failed[node.name] = exc
-            return
+            return False
         except Exception as exc:
             # A parser bug must cost this node only, never the nursery and the other nodes.
             error = InternalScrapeError(f"internal error: {describe_cause(exc)}")
             error.__cause__ = exc
             cycle.failed[node.name] = error
-            return
+            return False
         finally:
             # Also runs when the hard end of the cycle cancels the request.
             self._record(node.name, success=success, duration=trio.current_time() - start)
@@ -231,8 +249,9 @@ class Scraper:
                 error = InternalScrapeError(f"internal error storing the batch: {describe_cause(exc)}")
                 error.__cause__ = exc
                 cycle.failed[node.name] = error
-                return
+                return False
         cycle.batches[node.name] = batch
+        return True
 
     def _record(self, node: str, *, success: bool, duration: float | None) -> None:
         if self._metrics is not None:

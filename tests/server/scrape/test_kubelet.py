@@ -7,7 +7,7 @@ import gzip
 import logging
 import ssl
 import zlib
-from collections.abc import Generator
+from collections.abc import AsyncGenerator, Generator
 from dataclasses import replace
 from pathlib import Path
 
@@ -400,6 +400,53 @@ async def test_401_lets_the_auth_flow_retry_with_a_new_token(
         "Bearer new",
     ]
     assert fake.accepted == 1  # the 401's body was drained: the retry went on the same connection
+
+
+class AsyncRotatingAuth(httpx.Auth):
+    """Overrides `async_auth_flow` (as an auth doing I/O would): the client must run this one, not
+    `auth_flow` (which fails the test if called)."""
+
+    def __init__(self, *tokens: str) -> None:
+        self.tokens = list(tokens)
+        self.closed = 0
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        raise AssertionError("the synchronous flow of an auth with its own async flow ran")
+
+    async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        try:
+            await trio.lowlevel.checkpoint()
+            request.headers["Authorization"] = f"Bearer {self.tokens[0]}"
+            response = yield request
+            if response.status_code == 401 and len(self.tokens) > 1:
+                self.tokens.pop(0)
+                request.headers["Authorization"] = f"Bearer {self.tokens[0]}"
+                yield request
+        finally:
+            self.closed += 1
+
+
+async def test_an_auth_with_its_own_async_flow_runs_it(
+    nursery: trio.Nursery, ca: trustme.CA, config: KubeletClientConfig
+) -> None:
+    fake = FakeKubelet(
+        "127.0.0.2",
+        server_context(ca, "127.0.0.2"),
+        routes={RESOURCE: RequireAuth("Bearer new", Serve(body=SAMPLE_70_PODS))},
+    )
+    await start(nursery, fake)
+    auth = AsyncRotatingAuth("old", "new")
+    node = node_for("node-1", fake)
+    async with KubeletClient(replace(config, auth=auth)) as client:
+        first = await client.scrape(node)
+        second = await client.scrape(node)
+    assert (len(first.pods), len(second.pods)) == (70, 70)
+    assert [seen.headers["authorization"] for seen in fake.requests] == [
+        "Bearer old",
+        "Bearer new",
+        "Bearer new",
+    ]
+    assert auth.closed == 2  # each request's flow was closed
 
 
 async def test_401_without_a_new_token_is_an_error(
