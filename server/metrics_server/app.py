@@ -312,11 +312,19 @@ async def _stop_on_signals(stop: trio.Event) -> None:
 
 
 def _tune_gc() -> None:
-    # At 5000 nodes the store holds ~1.5M live NamedTuples, which CPython's cyclic collector
-    # never untracks, so every collection of an older generation walks them. Measured with
-    # tests/server/storage/bench_cycle.py (5000x30x2): default thresholds give full collections
-    # of 1-5.9 s; (100_000, 20, 100) gives gen1 pauses of 0.5-2.7 s; (10_000, 10, 100) gives
-    # gen0 10-25 ms and gen1 60-150 ms. Freezing start-up objects keeps them out of every walk.
+    # What survives a cycle at 5000 x 30 (store rows, usages, the API's fragments) is plain tuples
+    # that the collector untracks on its first pass (storage.store `Storage._made`), so ~0.18M
+    # objects stay tracked (pod infos, their static encodings, the big dicts) instead of ~2.3M.
+    # Measured with tests/server/storage/bench_gc.py (store cycles + the all-pods list, 5000 x 30,
+    # collector CPU per cycle / longest gen0-gen1 pause / full collection): (10_000, 10, 100)
+    # 325-358 ms / 21-25 ms / 0.43 s, every ~10 cycles; (20_000, 10, 100) 327 ms / 47 ms;
+    # (5_000, 10, 100) no less CPU, and full collections twice as often. Before the tuples were
+    # untracked (NamedTuples, slotted fragments): 517-621 ms / 57-80 ms / 1.7-2.2 s.
+    # No periodic gc.freeze(): it would take the long-lived objects out of the full collections,
+    # but the permanent generation is never collected, so any cyclic garbage frozen with them
+    # (or a cycle they later become part of) would leak for good; only a full collection first
+    # makes freezing safe, and that is the pause it would save. `_freeze` runs twice, at start-up
+    # and after the informers' lists, each after a full collection.
     _freeze()
     gc.set_threshold(10_000, 10, 100)
 

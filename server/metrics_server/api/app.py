@@ -63,7 +63,7 @@ from metrics_server.selectors import (
     parse_label_selector,
 )
 from metrics_server.selfmetrics import exposition_async
-from metrics_server.storage.snapshot import NodeUsage, PodUsage, Snapshot
+from metrics_server.storage.snapshot import NodeUsage, PodUsageTuple, Snapshot
 
 POD_FIELDS = (*META_FIELDS, "spec.nodeName")
 """Field selectors on pods: metrics-server's two plus `spec.nodeName` (kubernetes/kubernetes#131896)."""
@@ -582,7 +582,7 @@ class _Api:
         except Exception as exc:
             return _status(status.internal_error(f"failed getting {resource} {name}: {exc}"), 500)
         if self.observe_freshness is not None:
-            self.observe_freshness(now_s - fragment.timestamp_ns / 1e9)
+            self.observe_freshness(now_s - fragment[render.TIMESTAMP] / 1e9)
         now = self.now.now_bytes(now_s)
         if rep == neg.JSON:
             body = render.object_body(kind, fragment, now)
@@ -597,7 +597,7 @@ class _Api:
         observe = self.observe_freshness
         if observe is not None:
             for f in fragments:
-                observe(now_s - f.timestamp_ns / 1e9)
+                observe(now_s - f[render.TIMESTAMP] / 1e9)
 
     async def _cached_list(
         self, snap: Snapshot, resource: str, namespace: str | None, list_kind: str
@@ -746,7 +746,7 @@ class _Api:
         ordered = [await _sorted_by_name(by_namespace[ns]) for ns in sorted(by_namespace)]
         lookup = snap.pod
 
-        def with_usage() -> Iterator[tuple[PodInfo, PodUsage]]:
+        def with_usage() -> Iterator[tuple[PodInfo, PodUsageTuple]]:
             for group in ordered:
                 for info in group:
                     usage = lookup(info.namespace, info.name)

@@ -26,7 +26,7 @@ from itertools import islice, repeat
 from operator import sub
 from typing import Any, NamedTuple
 
-from metrics_server.api.render import API_VERSION, Fragment
+from metrics_server.api.render import API_VERSION, BODY_TAIL, HEAD, META_TAIL, TIMESTAMP, Fragment
 
 SEPARATOR = b"\x00"
 """Marks where `now` goes while a chunk is joined, before it is split into segments. Never part of
@@ -74,7 +74,7 @@ def chunk_segments(fragments: Sequence[Fragment], first: bool) -> list[bytes]:
     with the separating comma in front unless it is the `first` chunk."""
     parts: list[bytes] = [] if first else [b","]
     for f in fragments:
-        parts += (f.head, SEPARATOR, f.meta_tail, f.body_tail, b",")
+        parts += (f[HEAD], SEPARATOR, f[META_TAIL], f[BODY_TAIL], b",")
     if fragments:
         parts.pop()
     return b"".join(parts).split(SEPARATOR)
@@ -85,4 +85,4 @@ def new_ages() -> array[float]:
 
 
 def chunk_ages(fragments: Sequence[Fragment]) -> array[float]:
-    return array("d", [f.timestamp_ns / 1e9 for f in fragments])
+    return array("d", [f[TIMESTAMP] / 1e9 for f in fragments])

@@ -34,13 +34,13 @@ loop between pieces. `cached_node_fragment` /
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, Final, cast
 
 import orjson
 
 from metrics_server.api.quantity import cpu_quantity, go_duration, memory_quantity, rfc3339_seconds
 from metrics_server.kube.objects import NodeInfo, PodInfo
-from metrics_server.storage.snapshot import NodeUsage, PodUsage
+from metrics_server.storage.snapshot import NodeUsage, PodUsageTuple
 
 API_VERSION = "metrics.k8s.io/v1beta1"
 CHUNK = 1000
@@ -49,51 +49,40 @@ CHUNK = 1000
 _dumps = orjson.dumps
 
 
-class Fragment:
-    """One object's encoding around its `creationTimestamp`: `head + now + meta_tail + body_tail`.
+Fragment = tuple[bytes, bytes, bytes, int, str, "NodeUsage | PodUsageTuple", bool, bool]
+"""One object's encoding around its `creationTimestamp`, a plain tuple read by index:
 
-    `cells`/`columns` (Table form only) are formatted on first use: a JSON list never pays for
-    them (they were a third of the cold encoding cost).
-    """
+* `HEAD`: `{"metadata":{"name":...[,"namespace":...],"creationTimestamp":"`;
+* `META_TAIL`: `"[,"labels":{...}]}` (closes metadata);
+* `BODY_TAIL`: `,"timestamp":...,"window":...,"usage"|"containers":...}`;
+* `TIMESTAMP` (ns), `NAME`, `USAGE` (what it was encoded from), `SERVE_SWAP`, `IS_POD`.
 
-    __slots__ = ("_table", "body_tail", "head", "meta_tail", "name", "serve_swap", "timestamp_ns", "usage")
+The object is `head + now + meta_tail + body_tail`. Table cells are formatted from `USAGE` only
+when a Table asks for them (`columns_and_cells`): a JSON list never pays for them.
 
-    def __init__(
-        self,
-        head: bytes,
-        meta_tail: bytes,
-        body_tail: bytes,
-        timestamp_ns: int,
-        name: str,
-        usage: NodeUsage | PodUsage,
-        serve_swap: bool,
-    ) -> None:
-        self.head = head
-        """`{"metadata":{"name":...[,"namespace":...],"creationTimestamp":"`"""
-        self.meta_tail = meta_tail
-        """`"[,"labels":{...}]}` (closes metadata)"""
-        self.body_tail = body_tail
-        """`,"timestamp":...,"window":...,"usage"|"containers":...}`"""
-        self.timestamp_ns = timestamp_ns
-        self.name = name
-        self.usage = usage
-        self.serve_swap = serve_swap
-        self._table: tuple[tuple[str, ...], tuple[str, ...]] | None = None
+A plain tuple of bytes, ints, strings and the (plain tuple) usage rather than an object with
+slots: the cyclic collector untracks such a tuple after its first pass, whereas ~150,000 slotted
+objects per snapshot, two snapshots kept, were walked by every gen1/gen2 collection
+(`tests/server/storage/bench_gc.py`).
+"""
+HEAD: Final = 0
+META_TAIL: Final = 1
+BODY_TAIL: Final = 2
+TIMESTAMP: Final = 3
+NAME: Final = 4
+USAGE: Final = 5
+SERVE_SWAP: Final = 6
+IS_POD: Final = 7
 
-    @property
-    def cells(self) -> tuple[str, ...]:
-        """Table cells after Name: the quantities of `columns` (pod values summed), then the window."""
-        return self._table_values()[1]
 
-    @property
-    def columns(self) -> tuple[str, ...]:
-        """The usage resource names of this object, sorted (`cpu`, `memory`[, `swap`])."""
-        return self._table_values()[0]
-
-    def _table_values(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
-        if self._table is None:
-            self._table = _table_values(self.usage, self.serve_swap)
-        return self._table
+def columns_and_cells(fragment: Fragment) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(columns, cells) of a Table row: the usage resource names of the object, sorted (`cpu`,
+    `memory`[, `swap`]), and the cells after Name: their quantities (pod values summed), then the
+    window. Formatted on each call (Tables are rare; caching them would need a mutable object)."""
+    usage = fragment[USAGE]
+    if fragment[IS_POD]:
+        return _pod_table_values(cast("PodUsageTuple", usage), fragment[SERVE_SWAP])
+    return _node_table_values(cast(NodeUsage, usage), fragment[SERVE_SWAP])
 
 
 def _usage(cpu: int, memory: int, swap: int | None) -> dict[str, str]:
@@ -103,20 +92,22 @@ def _usage(cpu: int, memory: int, swap: int | None) -> dict[str, str]:
     return usage
 
 
-def _table_values(usage: NodeUsage | PodUsage, serve_swap: bool) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    window = go_duration(usage.window_ns)
-    if isinstance(usage, NodeUsage):
-        values = _usage(usage.cpu_nanocores, usage.memory_bytes, usage.swap_bytes if serve_swap else None)
-        return tuple(values), (*values.values(), window)
-    if not usage.containers:  # a pod without containers has no usage names (see table_pieces)
+def _node_table_values(usage: NodeUsage, serve_swap: bool) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    values = _usage(usage[2], usage[3], usage[4] if serve_swap else None)
+    return tuple(values), (*values.values(), go_duration(usage[1]))
+
+
+def _pod_table_values(usage: PodUsageTuple, serve_swap: bool) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    window = go_duration(usage[1])
+    if not usage[2]:  # a pod without containers has no usage names (see table_pieces)
         return (), (window,)
     cpu_sum = memory_sum = 0
     swap_sum: int | None = None
-    for c in usage.containers:
-        cpu_sum += c.cpu_nanocores
-        memory_sum += c.memory_bytes
-        if serve_swap and c.swap_bytes is not None:
-            swap_sum = (swap_sum or 0) + c.swap_bytes
+    for _, cpu, memory, swap in usage[2]:
+        cpu_sum += cpu
+        memory_sum += memory
+        if serve_swap and swap is not None:
+            swap_sum = (swap_sum or 0) + swap
     totals = _usage(cpu_sum, memory_sum, swap_sum)
     return tuple(totals), (*totals.values(), window)
 
@@ -134,7 +125,10 @@ class Generation:
     __slots__ = ("entries", "names", "previous_static", "static", "times", "windows")
 
     def __init__(self, previous: Generation | None = None) -> None:
-        self.entries: dict[object, tuple[object, object, Fragment]] = {}
+        self.entries: dict[object, Fragment] = {}
+        """Object key (node name, or (namespace, name)) -> its fragment. Only plain tuples, which
+        the collector untracks: the info a fragment was encoded from is checked through the static
+        parts it shares (`HEAD`, `META_TAIL`), the usage by `USAGE`."""
         self.times: dict[int, str] = {}
         self.windows: dict[int, str] = {}
         self.static: dict[int, _Static] = {}
@@ -210,15 +204,17 @@ def node_fragment(
 ) -> Fragment:
     gen = gen or Generation()
     _, head, meta_tail = gen.static_parts(info, None)
-    swap = usage.swap_bytes if serve_swap else None
+    ts, window, cpu, memory, swap = usage
     body_tail = (
-        f',"timestamp":"{gen.time(usage.timestamp_ns)}","window":"{gen.window(usage.window_ns)}",'
-        f'"usage":{_usage_json(usage.cpu_nanocores, usage.memory_bytes, swap)}}}'
+        f',"timestamp":"{gen.time(ts)}","window":"{gen.window(window)}",'
+        f'"usage":{_usage_json(cpu, memory, swap if serve_swap else None)}}}'
     ).encode()
-    return Fragment(head, meta_tail, body_tail, usage.timestamp_ns, info.name, usage, serve_swap)
+    return (head, meta_tail, body_tail, ts, info.name, usage, serve_swap, False)
 
 
-def pod_fragment(info: PodInfo, usage: PodUsage, serve_swap: bool, gen: Generation | None = None) -> Fragment:
+def pod_fragment(
+    info: PodInfo, usage: PodUsageTuple, serve_swap: bool, gen: Generation | None = None
+) -> Fragment:
     """Times, durations and quantities contain nothing JSON escapes, and container names go
     through orjson (`Generation.container_name`), so the hand-assembled text is orjson's."""
     gen = gen or Generation()
@@ -227,31 +223,32 @@ def pod_fragment(info: PodInfo, usage: PodUsage, serve_swap: bool, gen: Generati
     if serve_swap:
         containers = ",".join(
             [
-                f'{{"name":{names.get(c.name) or gen.container_name(c.name)},"usage":'
-                f"{_usage_json(c.cpu_nanocores, c.memory_bytes, c.swap_bytes)}}}"
-                for c in usage.containers
+                f'{{"name":{names.get(name) or gen.container_name(name)},"usage":'
+                f"{_usage_json(cpu, memory, swap)}}}"
+                for name, cpu, memory, swap in usage[2]
             ]
         )
     else:  # the usual case, inlined: ~1 us less per pod
         containers = ",".join(
             [
-                f'{{"name":{names.get(c.name) or gen.container_name(c.name)},"usage":{{"cpu":"'
-                f'{cpu_quantity(c.cpu_nanocores)}","memory":"{memory_quantity(c.memory_bytes)}"}}}}'
-                for c in usage.containers
+                f'{{"name":{names.get(name) or gen.container_name(name)},"usage":{{"cpu":"'
+                f'{cpu_quantity(cpu)}","memory":"{memory_quantity(memory)}"}}}}'
+                for name, cpu, memory, _ in usage[2]
             ]
         )
-    ts = usage.timestamp_ns
+    ts, window_ns, _ = usage
     time = gen.times.get(ts) or gen.time(ts)
-    window = gen.windows.get(usage.window_ns) or gen.window(usage.window_ns)
+    window = gen.windows.get(window_ns) or gen.window(window_ns)
     body_tail = f',"timestamp":"{time}","window":"{window}","containers":[{containers}]}}'.encode()
-    return Fragment(head, meta_tail, body_tail, ts, info.name, usage, serve_swap)
+    return (head, meta_tail, body_tail, ts, info.name, usage, serve_swap, True)
 
 
 class FragmentCache:
     """Fragments by object key for the two most recent snapshots (identity-keyed).
 
-    An entry is reused only if the same snapshot produced it and the object's info and usage are
-    equal to those it was built from, so a changed label or a re-published usage is never stale.
+    An entry is reused only if the same snapshot produced it, its usage is equal to the one it was
+    built from and the object's name, namespace and labels encode the same (`_fresh`), so a changed
+    label or a re-published usage is never stale.
     Not thread-safe; used from the one event loop.
 
     A generation that falls out holds ~150,000 entries at the benchmark's size; freeing them in
@@ -313,7 +310,7 @@ def node_fragments(
 
 
 def pod_fragments(
-    cache: FragmentCache, snapshot: object, items: Iterable[tuple[PodInfo, PodUsage]], serve_swap: bool
+    cache: FragmentCache, snapshot: object, items: Iterable[tuple[PodInfo, PodUsageTuple]], serve_swap: bool
 ) -> Iterator[Fragment]:
     gen = cache.generation(snapshot)
     for info, usage in items:
@@ -323,22 +320,34 @@ def pod_fragments(
 def cached_node_fragment(gen: Generation, info: NodeInfo, usage: NodeUsage, serve_swap: bool) -> Fragment:
     """The node's fragment from `gen` (`FragmentCache.generation(snapshot)`), encoded if missing or stale."""
     hit = gen.entries.get(info.name)
-    if hit is not None and (hit[0] is info or hit[0] == info) and (hit[1] is usage or hit[1] == usage):
-        return hit[2]
+    if hit is not None and _fresh(hit, gen.static_parts(info, None), usage):
+        return hit
     fragment = node_fragment(info, usage, serve_swap, gen)
-    gen.entries[info.name] = (info, usage, fragment)
+    gen.entries[info.name] = fragment
     return fragment
 
 
-def cached_pod_fragment(gen: Generation, info: PodInfo, usage: PodUsage, serve_swap: bool) -> Fragment:
+def cached_pod_fragment(gen: Generation, info: PodInfo, usage: PodUsageTuple, serve_swap: bool) -> Fragment:
     """The pod's fragment from `gen` (`FragmentCache.generation(snapshot)`), encoded if missing or stale."""
     key = (info.namespace, info.name)
     hit = gen.entries.get(key)
-    if hit is not None and (hit[0] is info or hit[0] == info) and (hit[1] is usage or hit[1] == usage):
-        return hit[2]
+    if hit is not None and _fresh(hit, gen.static_parts(info, info.namespace), usage):
+        return hit
     fragment = pod_fragment(info, usage, serve_swap, gen)
-    gen.entries[key] = (info, usage, fragment)
+    gen.entries[key] = fragment
     return fragment
+
+
+def _fresh(hit: Fragment, static: _Static, usage: object) -> bool:
+    """Whether `hit` is what encoding `usage` with the info of `static` gives: the same usage, and
+    the same name, namespace and labels (all the fragment shows of the info), i.e. equal static
+    parts (usually the very same objects: compared by identity first)."""
+    used = hit[USAGE]
+    return (
+        (used is usage or used == usage)
+        and (hit[HEAD] is static[1] or hit[HEAD] == static[1])
+        and (hit[META_TAIL] is static[2] or hit[META_TAIL] == static[2])
+    )
 
 
 # --- bodies -----------------------------------------------------------------------------------
@@ -375,7 +384,7 @@ def object_body(kind: str, fragment: Fragment, now: bytes) -> bytes:
     prefix = _OBJECT_PREFIX.get(kind)
     if prefix is None:
         prefix = b'{"kind":"' + kind.encode() + b'","apiVersion":"' + API_VERSION.encode() + b'",'
-    return b"".join((prefix, fragment.head[1:], now, fragment.meta_tail, fragment.body_tail, b"\n"))
+    return b"".join((prefix, fragment[HEAD][1:], now, fragment[META_TAIL], fragment[BODY_TAIL], b"\n"))
 
 
 def list_pieces(list_kind: str, fragments: Sequence[Fragment], now: bytes) -> Iterator[bytes]:
@@ -392,7 +401,7 @@ def list_pieces(list_kind: str, fragments: Sequence[Fragment], now: bytes) -> It
         for i, f in enumerate(fragments[start : start + CHUNK], start):
             if i:
                 parts.append(b",")
-            parts += (f.head, now, f.meta_tail, f.body_tail)
+            parts += (f[HEAD], now, f[META_TAIL], f[BODY_TAIL])
         yield b"".join(parts)
     yield b"]}\n"
 
@@ -419,8 +428,8 @@ def table_pieces(
     # Go recomputes the column names until an object has usage (`names == nil` stays true for an
     # object without containers), so the columns come from the first object with usage, and the
     # objects before it get rows of just Name and Window.
-    first = next((i for i, f in enumerate(fragments) if f.columns), len(fragments))
-    columns = fragments[first].columns if first < len(fragments) else ()
+    first = next((i for i, f in enumerate(fragments) if columns_and_cells(f)[0]), len(fragments))
+    columns = columns_and_cells(fragments[first])[0] if first < len(fragments) else ()
     definitions = [
         {
             "name": "Name",
@@ -445,22 +454,22 @@ def table_pieces(
         for i, f in enumerate(fragments[start : start + CHUNK], start):
             if i:
                 parts.append(b",")
-            cells = f.cells if i < first else _cells(f, columns)
-            parts += (b'{"cells":', _dumps([f.name, *cells]), b',"object":')
+            own, cells = columns_and_cells(f)
+            if i >= first and own != columns:
+                cells = _cells(own, cells, columns)
+            parts += (b'{"cells":', _dumps([f[NAME], *cells]), b',"object":')
             if include == INCLUDE_NONE:
                 parts.append(b"null}")
             elif include == INCLUDE_OBJECT:
-                parts += (prefix, f.head[1:], now, f.meta_tail, f.body_tail, b"}")
+                parts += (prefix, f[HEAD][1:], now, f[META_TAIL], f[BODY_TAIL], b"}")
             else:
-                parts += (prefix, f.head[1:], now, f.meta_tail, b"}}")
+                parts += (prefix, f[HEAD][1:], now, f[META_TAIL], b"}}")
         yield b"".join(parts)
     yield b"]}\n"
 
 
-def _cells(fragment: Fragment, columns: tuple[str, ...]) -> tuple[str, ...]:
-    if fragment.columns == columns:
-        return fragment.cells
+def _cells(own: tuple[str, ...], cells: tuple[str, ...], columns: tuple[str, ...]) -> tuple[str, ...]:
     # An object whose usage names differ from the first one's: Go looks each column up and prints
     # the zero Quantity ("0") for a missing one.
-    values = dict(zip(fragment.columns, fragment.cells, strict=False))
-    return (*(values.get(c, "0") for c in columns), fragment.cells[-1])
+    values = dict(zip(own, cells, strict=False))
+    return (*(values.get(c, "0") for c in columns), cells[-1])

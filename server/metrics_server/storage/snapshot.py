@@ -2,6 +2,15 @@
 
 The API layer reads only these types. A snapshot is immutable once published, so a request sees
 one cycle's data from start to end.
+
+Pod usages are plain tuples (`PodUsageTuple` of `ContainerUsageTuple`s), in the field order of
+the `PodUsage` and `ContainerUsage` NamedTuples, which document the shape (and remain handy
+constructors: a NamedTuple is a valid value and compares equal to the plain tuple). Readers index
+them (`usage[2]` is the containers). Why: a snapshot holds ~150,000 pod and ~200,000 container
+usages at 5000 x 30, and the API keeps two snapshots; CPython's cyclic collector untracks only
+exact tuples whose items are all untracked, never a NamedTuple, so as NamedTuples those ~0.7M
+objects were walked by every gen1/gen2 collection for as long as they lived
+(`tests/server/storage/bench_gc.py`).
 """
 
 from __future__ import annotations
@@ -23,6 +32,8 @@ class NodeUsage(NamedTuple):
 
 
 class ContainerUsage(NamedTuple):
+    """The shape of a `ContainerUsageTuple` (what storage publishes is the plain tuple)."""
+
     name: str
     cpu_nanocores: int
     memory_bytes: int
@@ -30,10 +41,19 @@ class ContainerUsage(NamedTuple):
 
 
 class PodUsage(NamedTuple):
+    """The shape of a `PodUsageTuple` (what storage publishes is the plain tuple)."""
+
     timestamp_ns: int
     window_ns: int
     containers: tuple[ContainerUsage, ...]
     """Every container of the pod, sorted by name; never a subset."""
+
+
+ContainerUsageTuple = tuple[str, int, int, int | None]
+"""A container's usage: (name, cpu_nanocores, memory_bytes, swap_bytes), as `ContainerUsage`."""
+PodUsageTuple = tuple[int, int, tuple[ContainerUsageTuple, ...]]
+"""A pod's usage: (timestamp_ns, window_ns, containers), as `PodUsage`; containers sorted by name,
+never a subset."""
 
 
 class Snapshot(Protocol):
@@ -41,7 +61,7 @@ class Snapshot(Protocol):
 
     def node(self, name: str) -> NodeUsage | None: ...
 
-    def pod(self, namespace: str, name: str) -> PodUsage | None: ...
+    def pod(self, namespace: str, name: str) -> PodUsageTuple | None: ...
 
 
 class DictSnapshot:
@@ -55,13 +75,13 @@ class DictSnapshot:
 
     nodes: Mapping[str, NodeUsage]
     """Node name -> usage, for every servable node of the cycle."""
-    pods: Mapping[PodKey, PodUsage]
+    pods: Mapping[PodKey, PodUsageTuple]
     """(namespace, pod name) -> usage, for every servable pod of the cycle."""
 
     def __init__(
         self,
         nodes: Mapping[str, NodeUsage] | None = None,
-        pods: Mapping[PodKey, PodUsage] | None = None,
+        pods: Mapping[PodKey, PodUsageTuple] | None = None,
     ) -> None:
         self.nodes = {} if nodes is None else nodes
         self.pods = {} if pods is None else pods
@@ -69,5 +89,5 @@ class DictSnapshot:
     def node(self, name: str) -> NodeUsage | None:
         return self.nodes.get(name)
 
-    def pod(self, namespace: str, name: str) -> PodUsage | None:
+    def pod(self, namespace: str, name: str) -> PodUsageTuple | None:
         return self.pods.get((namespace, name))

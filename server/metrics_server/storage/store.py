@@ -68,6 +68,15 @@ containers) RSS held 500 -> ~300 MiB (2610 -> ~1600 B per container), objects th
 1.24M -> 0.53M, one full collection 0.51 -> 0.25 s CPU. Store CPU per cycle at 5000 x 30 x 1
 (``bench_cycle.py --mode incremental``; machine under load, so ranges): collector off 0.64-0.83 ->
 0.59-0.80 s; app thresholds (10_000, 10, 100) 1.19-2.42 -> 0.89-1.27 s, gen0 pauses up to 43 -> 18 ms.
+
+Since 2026-11-27 (round 3) the usages are plain tuples (see `snapshot`), the API's fragments too,
+and every tuple a cycle makes is untracked by the collector's first pass over it (`Storage._made`).
+``.venv/bin/python tests/server/storage/bench_gc.py --cycles 7`` (5000 x 30, 200,000 containers:
+store cycles plus the all-pods list of each snapshot through the app, cold and warm; the server's
+`_tune_gc`; two runs each, interleaved, shared 2-core machine) old -> new: collector CPU per cycle
+517-621 -> 325-358 ms (19-20 % -> 11-12 % of the cycle's CPU); longest gen0/gen1 pause 57-80 ->
+21-25 ms; objects tracked after the run 2.27M -> 0.18M, so the full collection that comes every
+~10 cycles (100 gen1s) costs 1.74-2.15 -> 0.43 s.
 """
 
 from __future__ import annotations
@@ -78,7 +87,7 @@ from itertools import islice
 from typing import NamedTuple
 
 from metrics_server.scrape.batch import NodeBatch, PodKey, Point
-from metrics_server.storage.snapshot import ContainerUsage, DictSnapshot, NodeUsage, PodUsage
+from metrics_server.storage.snapshot import ContainerUsageTuple, DictSnapshot, NodeUsage, PodUsageTuple
 
 __all__ = ["FRESH_CONTAINER_MIN_AGE_NS", "PUBLISH_STEP_PODS", "Cycle", "Storage"]
 
@@ -115,12 +124,12 @@ class _NodeState(NamedTuple):
     node_usage: NodeUsage | None
     pods: dict[PodKey, PodPoints]
     """Every pod of the latest batch (an out-of-order point is replaced by L)."""
-    pod_usage: dict[PodKey, PodUsage]
+    pod_usage: dict[PodKey, PodUsageTuple]
     served_containers: int
     """Sum of len(containers) over pod_usage (for points() without a second pass)."""
 
 
-_Graveyard = list[Mapping[PodKey, PodUsage] | Mapping[str, NodeUsage]]
+_Graveyard = list[Mapping[PodKey, PodUsageTuple] | Mapping[str, NodeUsage]]
 
 
 class _Snapshot(DictSnapshot):
@@ -132,7 +141,7 @@ class _Snapshot(DictSnapshot):
     __slots__ = ("_graveyard",)
 
     def __init__(
-        self, graveyard: _Graveyard, nodes: dict[str, NodeUsage], pods: dict[PodKey, PodUsage]
+        self, graveyard: _Graveyard, nodes: dict[str, NodeUsage], pods: dict[PodKey, PodUsageTuple]
     ) -> None:
         super().__init__(nodes, pods)
         self._graveyard = graveyard
@@ -214,12 +223,18 @@ def _node_usage(last: Point, prev: Point) -> NodeUsage:
 
 
 def _update_node(
-    batch: NodeBatch, old: _NodeState | None, fresh_max: int, max_reorder: int, strings: dict[str, str]
+    batch: NodeBatch,
+    old: _NodeState | None,
+    fresh_max: int,
+    max_reorder: int,
+    strings: dict[str, str],
+    made: list[object],
 ) -> _NodeState:
     """Advance one successfully scraped node: its node point and every container.
 
     The hot loop of the store (every container of every node, every cycle). `strings` shares
-    namespace and container name strings between pods (`Storage._strings`).
+    namespace and container name strings between pods (`Storage._strings`). Every tuple made for
+    the new state is also appended to `made` (see `Storage._made`).
     """
     node_last = batch.node_point
     node_prev: Point | None = None
@@ -232,9 +247,8 @@ def _update_node(
 
     old_pods = old.pods if old is not None else {}
     fresh_min = FRESH_CONTAINER_MIN_AGE_NS
-    new = tuple.__new__  # NamedTuple's own __new__ is a Python function: 3x slower
     pods: dict[PodKey, PodPoints] = {}
-    pod_usage: dict[PodKey, PodUsage] = {}
+    pod_usage: dict[PodKey, PodUsageTuple] = {}
     served = 0
     no_points: PodPoints = ()
     for key, conts in batch.pods.items():
@@ -244,7 +258,7 @@ def _update_node(
         key = prior[0] if prior else (strings.setdefault(key[0], key[0]), key[1])  # type: ignore[assignment]
         end = len(prior)
         rows: list[PodKey | _Row] = [key]
-        usages: list[ContainerUsage] = []
+        usages: list[ContainerUsageTuple] = []
         complete = True
         pod_ts = pod_window = 0
         for cname, n in conts.items():
@@ -283,17 +297,26 @@ def _update_node(
             if complete:
                 window = ts - prev_ts
                 rate = (cpu - prev_cpu) * NS_PER_SECOND // window
-                usages.append(new(ContainerUsage, (cname, rate, memory, swap)))
+                usages.append((cname, rate, memory, swap))
                 # The pod's timestamp/window come from its container with the earliest
                 # sample (metrics-server's conservative choice for the HPA).
                 if not pod_window or ts < pod_ts or (ts == pod_ts and window < pod_window):
                     pod_ts = ts
                     pod_window = window
-        pods[key] = tuple(rows)
+        points = tuple(rows)
+        pods[key] = points
+        made += rows
+        made.append(points)
         if complete and usages:
             if len(usages) > 1:
                 usages.sort()
-            pod_usage[key] = new(PodUsage, (pod_ts, pod_window, tuple(usages)))
+            # Plain tuples, not the NamedTuples: the collector untracks these (see `snapshot`).
+            containers = tuple(usages)
+            usage = (pod_ts, pod_window, containers)
+            pod_usage[key] = usage
+            made += usages
+            made.append(containers)
+            made.append(usage)
             served += len(usages)
     return _NodeState(node_last, node_prev, node_usage, pods, pod_usage, served)
 
@@ -350,6 +373,19 @@ class Storage:
         self._duplicates: set[PodKey] = set()
         # Namespace and container names, one string object each for every pod that has them.
         self._strings: dict[str, str] = {}
+        # Every tuple a cycle makes (rows, points, usages) is also kept here until its publish,
+        # which empties the list in steps after the swap. Why: the collector untracks an exact
+        # tuple of untracked items when a collection finds it, but it finds them breadth-first
+        # from what is referenced from outside the generation it collects, so a tuple nested in
+        # another new one is looked at after its parent: each level of nesting took one more
+        # collection, and the pod usages (three levels) reached the oldest generation still
+        # tracked, ~0.3M objects per snapshot for every full collection to walk. This list lives
+        # as long as the storage (old, or frozen with the start-up objects), so it is an outside
+        # reference: each tuple is looked at in the order it was made, children first, and is
+        # untracked by the first collection after it was made (those made after the last one
+        # before the publish, ~1% of a cycle, take the slow way). Costs ~6 list appends per pod
+        # and, while a cycle is built, a pointer per tuple (~8 MB at 5000 x 30).
+        self._made: list[object] = []
 
     def snapshot(self) -> DictSnapshot:
         """The last published cycle (an empty one before the first publish)."""
@@ -389,7 +425,7 @@ class Storage:
         base: dict[str, _NodeState],
         states: dict[str, _NodeState],
         nodes: dict[str, NodeUsage],
-        pods: dict[PodKey, PodUsage],
+        pods: dict[PodKey, PodUsageTuple],
         containers: int,
         duplicates: dict[PodKey, tuple[str, str]],
     ) -> None:
@@ -422,13 +458,19 @@ class Storage:
         state, and a graveyard mapping is freed through private lists, so a reader that still
         holds one of those mappings (not the snapshot) keeps it whole."""
         work = 0
+        # This cycle's tuples (`Storage._made`), now examined by the collector (all but the last
+        # few): dropped in the same steps as the replaced states.
+        made = self._made
+        per_state = -(-len(made) // max(len(base), 1))
         while base:
             _, state = base.popitem()
             work += len(state.pods) + 1
             del state  # freed here, not when the next one is popped
+            del made[-per_state:]
             if work >= step:
                 work = 0
                 yield
+        made.clear()  # what is left when there were no states (an abandoned cycle's tuples)
         graveyard = self._graveyard
         while graveyard:
             mapping = graveyard.pop()
@@ -475,7 +517,7 @@ class Cycle:
         self._now_ns = now_ns
         self._states: dict[str, _NodeState] = {}
         self._nodes: dict[str, NodeUsage] = {}
-        self._pods: dict[PodKey, PodUsage] = {}
+        self._pods: dict[PodKey, PodUsageTuple] = {}
         # Which node reported each pod first this cycle (duplicates: the first batch wins).
         self._owner: dict[PodKey, str] = {}
         self._duplicates: dict[PodKey, tuple[str, str]] = {}
@@ -492,7 +534,12 @@ class Cycle:
         if len(strings) > _MAX_SHARED_STRINGS:
             strings.clear()  # names of long-gone pods; the live ones are shared again as pods come
         state = _update_node(
-            batch, self._base.get(name), storage._fresh_max_age_ns, storage._staleness_ns, strings
+            batch,
+            self._base.get(name),
+            storage._fresh_max_age_ns,
+            storage._staleness_ns,
+            strings,
+            storage._made,
         )
         batch.pods.clear()
         self._states[name] = state
@@ -577,7 +624,7 @@ class Cycle:
             usage = usages.get(key)
             if usage is not None:
                 self._pods[key] = usage
-                self._containers += len(usage.containers)
+                self._containers += len(usage[2])
 
 
 def _log_readiness(ready: bool, node_count: int, pod_count: int) -> None:
@@ -613,7 +660,7 @@ def _retain(state: _NodeState, cutoff_ns: int) -> _NodeState | None:
         for key in stale:
             del pods[key]
             pod_usage.pop(key, None)
-        served = sum(len(u.containers) for u in pod_usage.values())
+        served = sum(len(u[2]) for u in pod_usage.values())
         state = _NodeState(node_last, node_prev, node_usage, pods, pod_usage, served)
     elif node_last is not state.node_last:
         state = state._replace(node_last=None, node_prev=None, node_usage=None)
