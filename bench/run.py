@@ -67,6 +67,8 @@ class Scenario:
     """How often to read /metrics (0: resolution / 3)."""
     address_prefix: int = 70
     ready_timeout_s: float = 900.0
+    server_args: tuple[str, ...] = ()
+    """Extra server flags (after the harness's own, so they win), e.g. `--kubelet-max-concurrency=64`."""
 
 
 @dataclass
@@ -192,25 +194,29 @@ class Harness:
 
     def server_argv(self) -> list[str]:
         kc = self.state / "metrics-server.kubeconfig"
-        return [
-            sys.executable,
-            "-c",
-            SERVER_MAIN,
-            f"--kubeconfig={kc}",
-            f"--authentication-kubeconfig={kc}",
-            f"--authorization-kubeconfig={kc}",
-            f"--kubelet-certificate-authority={self.state / 'ca.crt'}",
-            "--kubelet-preferred-address-types=InternalIP",
-            "--kubelet-port=10250",
-            f"--secure-port={self.port}",
-            "--bind-address=127.0.0.1",
-            f"--cert-dir={self.state / 'ms-certs'}",
-            f"--metric-resolution={duration_flag(self.s.resolution_s)}",
-        ] + (
-            # The server requires the kubelet timeout (default 10s) to fit in 90% of a cycle.
-            [f"--kubelet-request-timeout={duration_flag(round(0.9 * self.s.resolution_s, 1))}"]
-            if 0.9 * self.s.resolution_s < 10
-            else []
+        return (
+            [
+                sys.executable,
+                "-c",
+                SERVER_MAIN,
+                f"--kubeconfig={kc}",
+                f"--authentication-kubeconfig={kc}",
+                f"--authorization-kubeconfig={kc}",
+                f"--kubelet-certificate-authority={self.state / 'ca.crt'}",
+                "--kubelet-preferred-address-types=InternalIP",
+                "--kubelet-port=10250",
+                f"--secure-port={self.port}",
+                "--bind-address=127.0.0.1",
+                f"--cert-dir={self.state / 'ms-certs'}",
+                f"--metric-resolution={duration_flag(self.s.resolution_s)}",
+            ]
+            + (
+                # The server requires the kubelet timeout (default 10s) to fit in 90% of a cycle.
+                [f"--kubelet-request-timeout={duration_flag(round(0.9 * self.s.resolution_s, 1))}"]
+                if 0.9 * self.s.resolution_s < 10
+                else []
+            )
+            + list(self.s.server_args)
         )
 
     async def start_server(self) -> None:
@@ -484,6 +490,13 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--get-rate", type=float, default=5.0, help="single pod gets per second (0: off)")
     p.add_argument("--poll", type=parse_duration, default=0.0, help="/metrics poll period (default R/3)")
     p.add_argument("--address-prefix", type=int, default=70, help="kubelets on 127.<P+...>.x.y")
+    p.add_argument(
+        "--server-arg",
+        action="append",
+        default=[],
+        metavar="FLAG",
+        help="extra server flag, repeatable (e.g. --server-arg=--kubelet-max-concurrency=64)",
+    )
     p.add_argument("--keep", action="store_true", help="keep the state directory and process logs")
     p.add_argument("--no-report", action="store_true", help="do not re-render the table and plot in --out")
 
@@ -507,6 +520,7 @@ def scenario_from(args: argparse.Namespace) -> Scenario:
         ),
         poll_s=args.poll,
         address_prefix=args.address_prefix,
+        server_args=tuple(args.server_arg),
     )
 
 

@@ -298,7 +298,8 @@ async def scrape(args: argparse.Namespace) -> None:
                         f"cycle {cycle} ({kind}): {ok} ok, {failed} failed, "
                         f"wall {wall:.3f} s, CPU {cpu:.3f} s = {cpu / count * 1e3:.3f} ms/node, "
                         f"GC {sum(gc_timer.seconds) / count * 1e3:.3f} ms/node (collections per "
-                        f"generation {gc_timer.counts}, CPU {[round(s, 3) for s in gc_timer.seconds]} s)"
+                        f"generation {gc_timer.counts}, CPU {[round(s, 3) for s in gc_timer.seconds]} s), "
+                        f"RSS {_rss_mib():.0f} MiB"
                     )
                 if profile is not None:
                     profile.disable()
@@ -318,6 +319,14 @@ async def scrape(args: argparse.Namespace) -> None:
     for _ in range(runs):
         parse_resource_metrics(SAMPLE_70_PODS, node="n", request_time_ns=0)
     print(f"parse only: {(time.process_time() - cpu0) / runs * 1e3:.2f} ms/node (70-pod sample)")
+
+
+def _rss_mib() -> float:
+    """This process's resident set (VmRSS): steady cycles should not keep growing it."""
+    for entry in Path("/proc/self/status").read_text().splitlines():
+        if entry.startswith("VmRSS:"):
+            return int(entry.split()[1]) / 1024
+    return 0.0
 
 
 def main() -> None:

@@ -138,7 +138,24 @@ def batch(n: int, nodes: int, pods: int, cycle: int) -> NodeBatch:
     return NodeBatch(f"node-{n:04d}", Point(ts, cycle * 90 * NS + n, 8_000_000_000), out)
 
 
+def rss_mib() -> float:
+    """This process's resident set (VmRSS), to see whether steady cycles keep growing it."""
+    for entry in Path("/proc/self/status").read_text().splitlines():
+        if entry.startswith("VmRSS:"):
+            return int(entry.split()[1]) / 1024
+    return 0.0
+
+
+class _Unrecorded(list[float]):
+    """The test world records every freshness observation; here that would grow by one float per
+    served pod per list (tens of MiB over a run) and hide the server's own memory."""
+
+    def append(self, value: float) -> None:
+        pass
+
+
 async def run(args: argparse.Namespace, world: World, meter: GcMeter) -> list[tuple[float, GcStats]]:
+    world.freshness = _Unrecorded()
     app = make_app(world)
     storage = Storage(staleness_ns=2 * RESOLUTION, resolution_ns=RESOLUTION)
     results: list[tuple[float, GcStats]] = []
@@ -161,7 +178,7 @@ async def run(args: argparse.Namespace, world: World, meter: GcMeter) -> list[tu
                 del parts
             cpu = time.process_time() - cpu0
             results.append((cpu, meter.stats))
-            print(line(cycle, cpu, meter.stats), flush=True)
+            print(f"{line(cycle, cpu, meter.stats)}, RSS {rss_mib():.0f} MiB", flush=True)
             if args.freeze_each_cycle:
                 gc.freeze()
             if args.census:
