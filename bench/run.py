@@ -68,6 +68,9 @@ class Scenario:
     address_prefix: int = 70
     ready_timeout_s: float = 900.0
     server_args: tuple[str, ...] = ()
+    server_python: str | None = None
+    """Interpreter for the server (default: the harness's own), e.g. a virtualenv with only the
+    runtime dependencies, as a container image has."""
     """Extra server flags (after the harness's own, so they win), e.g. `--kubelet-max-concurrency=64`."""
 
 
@@ -196,7 +199,7 @@ class Harness:
         kc = self.state / "metrics-server.kubeconfig"
         return (
             [
-                sys.executable,
+                self.s.server_python or sys.executable,
                 "-c",
                 SERVER_MAIN,
                 f"--kubeconfig={kc}",
@@ -491,6 +494,11 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--poll", type=parse_duration, default=0.0, help="/metrics poll period (default R/3)")
     p.add_argument("--address-prefix", type=int, default=70, help="kubelets on 127.<P+...>.x.y")
     p.add_argument(
+        "--server-python",
+        metavar="PATH",
+        help="the server's interpreter, e.g. a virtualenv without the dev extra (default: this one)",
+    )
+    p.add_argument(
         "--server-arg",
         action="append",
         default=[],
@@ -521,6 +529,7 @@ def scenario_from(args: argparse.Namespace) -> Scenario:
         poll_s=args.poll,
         address_prefix=args.address_prefix,
         server_args=tuple(args.server_arg),
+        server_python=args.server_python,
     )
 
 

@@ -18,30 +18,87 @@ The typed layer (start here)::
 
 __version__ = "0.1.0"
 
-from .client import MetricsClient, metrics_client  # after __version__: client.py reads it
-from .errors import (
-    ApiError,
-    BadRequest,
-    Forbidden,
-    MetricsError,
-    NotFound,
-    ResponseError,
-    ServiceUnavailable,
-    TransportError,
-    Unauthorized,
-)
-from .kubeconfig import ClusterConnection, ConfigError, load_default, load_incluster, load_kubeconfig
-from .usage import (
-    AsyncMetrics,
-    ContainerUsage,
-    Metrics,
-    NodeUsage,
-    PodUsage,
-    Selector,
-    open_async_metrics,
-    open_metrics,
-    parse_duration,
-)
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .client import MetricsClient, metrics_client
+    from .errors import (
+        ApiError,
+        BadRequest,
+        Forbidden,
+        MetricsError,
+        NotFound,
+        ResponseError,
+        ServiceUnavailable,
+        TransportError,
+        Unauthorized,
+    )
+    from .kubeconfig import ClusterConnection, ConfigError, load_default, load_incluster, load_kubeconfig
+    from .usage import (
+        AsyncMetrics,
+        ContainerUsage,
+        Metrics,
+        NodeUsage,
+        PodUsage,
+        Selector,
+        open_async_metrics,
+        open_metrics,
+        parse_duration,
+    )
+
+# The public names are imported on first use (PEP 562): `import k8s_metrics.kubeconfig`, as the
+# metrics server does, then does not load the generated client and attrs (~55 modules, ~1.7 MiB).
+_MODULE_OF = {
+    **dict.fromkeys(["MetricsClient", "metrics_client"], ".client"),
+    **dict.fromkeys(
+        [
+            "ApiError",
+            "BadRequest",
+            "Forbidden",
+            "MetricsError",
+            "NotFound",
+            "ResponseError",
+            "ServiceUnavailable",
+            "TransportError",
+            "Unauthorized",
+        ],
+        ".errors",
+    ),
+    **dict.fromkeys(
+        ["ClusterConnection", "ConfigError", "load_default", "load_incluster", "load_kubeconfig"],
+        ".kubeconfig",
+    ),
+    **dict.fromkeys(
+        [
+            "AsyncMetrics",
+            "ContainerUsage",
+            "Metrics",
+            "NodeUsage",
+            "PodUsage",
+            "Selector",
+            "open_async_metrics",
+            "open_metrics",
+            "parse_duration",
+        ],
+        ".usage",
+    ),
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from importlib import import_module
+
+    value = getattr(import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_MODULE_OF])
+
 
 __all__ = [
     "ApiError",
