@@ -1,0 +1,40 @@
+"""The package's top level: public names resolve lazily, and only what is used gets imported."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+import k8s_metrics
+
+
+def _modules_after(statement: str) -> list[str]:
+    listing = "json.dumps(sorted(m for m in sys.modules if m.startswith('k8s_metrics')))"
+    code = f"{statement}\nimport json, sys\nprint({listing})"
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
+    return list(json.loads(out))
+
+
+def test_importing_kubeconfig_does_not_load_the_generated_client() -> None:
+    # The metrics server imports only the kubeconfig loader; the generated client and attrs would
+    # cost it ~55 modules of memory for nothing.
+    assert _modules_after("import k8s_metrics.kubeconfig") == [
+        "k8s_metrics",
+        "k8s_metrics._yaml",
+        "k8s_metrics.kubeconfig",
+    ]
+
+
+def test_public_names_resolve_on_first_use() -> None:
+    assert "k8s_metrics._generated" in _modules_after("from k8s_metrics import open_metrics")
+    assert set(k8s_metrics.__all__) <= set(dir(k8s_metrics))
+    for name in k8s_metrics.__all__:
+        assert getattr(k8s_metrics, name) is not None
+
+
+def test_an_unknown_name_is_an_attribute_error() -> None:
+    with pytest.raises(AttributeError, match="module 'k8s_metrics' has no attribute 'nope'"):
+        k8s_metrics.nope  # noqa: B018
