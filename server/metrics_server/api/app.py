@@ -664,7 +664,7 @@ class _Api:
             chunks.append(listcache.chunk_segments(pending, not chunks))
             ages += listcache.chunk_ages(pending)
         await trio.lowlevel.checkpoint()
-        entry = listcache.CachedList(snap, state, order, listcache.list_head(list_kind), chunks, ages)
+        entry = listcache.CachedList(snap, state, order, render.list_head(list_kind), chunks, ages)
         self.lists[key] = entry
         while len(self.lists) > MAX_CACHED_LISTS:
             self.cache.discard(self.lists.pop(next(iter(self.lists))).chunks, render.CHUNK)

@@ -26,7 +26,7 @@ from itertools import islice, repeat
 from operator import sub
 from typing import Any, NamedTuple
 
-from metrics_server.api.render import API_VERSION, BODY_TAIL, HEAD, META_TAIL, TIMESTAMP, Fragment
+from metrics_server.api.render import BODY_TAIL, HEAD, LIST_TAIL, META_TAIL, TIMESTAMP, Fragment
 
 SEPARATOR = b"\x00"
 """Marks where `now` goes while a chunk is joined, before it is split into segments. Never part of
@@ -52,21 +52,11 @@ class CachedList(NamedTuple):
         yield self.head
         for segments in self.chunks:
             yield now.join(segments)
-        yield b"]}\n"
+        yield LIST_TAIL
 
     def observe(self, now_s: float, observe: Callable[[float], object], start: int, stop: int) -> None:
         """`observe(now_s - timestamp)` for the served objects `start:stop`, in order."""
         deque(map(observe, map(sub, repeat(now_s), islice(self.ages, start, stop))), maxlen=0)
-
-
-def list_head(list_kind: str) -> bytes:
-    return (
-        b'{"kind":"'
-        + list_kind.encode()
-        + b'","apiVersion":"'
-        + API_VERSION.encode()
-        + b'","metadata":{},"items":['
-    )
 
 
 def chunk_segments(fragments: Sequence[Fragment], first: bool) -> list[bytes]:

@@ -387,15 +387,24 @@ def object_body(kind: str, fragment: Fragment, now: bytes) -> bytes:
     return b"".join((prefix, fragment[HEAD][1:], now, fragment[META_TAIL], fragment[BODY_TAIL], b"\n"))
 
 
-def list_pieces(list_kind: str, fragments: Sequence[Fragment], now: bytes) -> Iterator[bytes]:
-    """A `<Kind>List` body in pieces of at most `CHUNK` objects (join them for the full body)."""
-    yield (
+LIST_TAIL = b"]}\n"
+"""What closes a `<Kind>List` body after its items."""
+
+
+def list_head(list_kind: str) -> bytes:
+    """A `<Kind>List` body up to its first item."""
+    return (
         b'{"kind":"'
         + list_kind.encode()
         + b'","apiVersion":"'
         + API_VERSION.encode()
         + b'","metadata":{},"items":['
     )
+
+
+def list_pieces(list_kind: str, fragments: Sequence[Fragment], now: bytes) -> Iterator[bytes]:
+    """A `<Kind>List` body in pieces of at most `CHUNK` objects (join them for the full body)."""
+    yield list_head(list_kind)
     for start in range(0, len(fragments), CHUNK):
         parts: list[bytes] = []
         for i, f in enumerate(fragments[start : start + CHUNK], start):
@@ -403,7 +412,7 @@ def list_pieces(list_kind: str, fragments: Sequence[Fragment], now: bytes) -> It
                 parts.append(b",")
             parts += (f[HEAD], now, f[META_TAIL], f[BODY_TAIL])
         yield b"".join(parts)
-    yield b"]}\n"
+    yield LIST_TAIL
 
 
 INCLUDE_NONE = "None"
