@@ -49,6 +49,7 @@ from bench.promtext import ServerCounters, parse
 SERVER_MAIN = "import sys; from metrics_server.cli import main; sys.exit(main())"
 _READY_LINE = re.compile(r"kubesim ready in ([\d.]+)s")
 _APISERVER_LINE = re.compile(r"apiserver:\s+(https://\S+)")
+_KUBELET_LINE = re.compile(r"kubelets:\s+https://[^\s,]+:(\d+)")
 
 
 class BenchError(RuntimeError):
@@ -143,6 +144,7 @@ class Harness:
         self.sim: Proc | None = None
         self.server: Proc | None = None
         self.api_url = ""
+        self.kubelet_port = 0
         self.timings: dict[str, float] = {}
         self.cycles: list[dict[str, Any]] = []
 
@@ -173,6 +175,7 @@ class Harness:
                 f"--pods-per-node={s.pods_per_node}",
                 f"--state-dir={self.state}",
                 "--port=0",
+                "--kubelet-port=0",
                 f"--address-prefix=127.{s.address_prefix}",
                 f"--metrics-server-url=https://127.0.0.1:{self.port}",
                 "--log-level=WARNING",
@@ -182,8 +185,10 @@ class Harness:
             self.sim.check_alive()
             text = self.sim.log.read_text(errors="replace")
             ready, url = _READY_LINE.search(text), _APISERVER_LINE.search(text)
-            if ready and url:
+            kubelet = _KUBELET_LINE.search(text)
+            if ready and url and kubelet:
                 self.api_url = url.group(1)
+                self.kubelet_port = int(kubelet.group(1))
                 break
             if time.monotonic() - started > s.ready_timeout_s:
                 raise BenchError(f"kubesim not ready after {s.ready_timeout_s:.0f}s:\n{self.sim.tail()}")
@@ -207,7 +212,7 @@ class Harness:
                 f"--authorization-kubeconfig={kc}",
                 f"--kubelet-certificate-authority={self.state / 'ca.crt'}",
                 "--kubelet-preferred-address-types=InternalIP",
-                "--kubelet-port=10250",
+                f"--kubelet-port={self.kubelet_port}",
                 f"--secure-port={self.port}",
                 "--bind-address=127.0.0.1",
                 f"--cert-dir={self.state / 'ms-certs'}",

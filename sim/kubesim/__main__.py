@@ -34,7 +34,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--state-dir", type=Path, default=Path("kubesim-state"))
     p.add_argument("--host", default="127.0.0.1", help="apiserver address (127.x.y.z)")
     p.add_argument("--port", type=int, default=6443, help="apiserver port (0: any free port)")
-    p.add_argument("--kubelet-port", type=int, default=10250)
+    p.add_argument("--kubelet-port", type=int, default=10250, help="0: one port free on every node address")
     p.add_argument(
         "--address-prefix", type=_prefix, default=(127, 1), help="node i listens on <a>.<b+...>.x.y"
     )

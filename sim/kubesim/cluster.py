@@ -11,6 +11,10 @@ front-proxy CA and client pair, the apiserver's serving pair, an admin client ce
 (the metrics server's service account). `metrics_server_args()` gives the flags a real metrics
 server needs against this cluster; `set_metrics_server_url()` points the aggregator at it and
 `on_ready` is a hook to start it once everything listens.
+
+Every kubelet listens on the same port: `kubelet_port`, or by default (0) one port free on every
+node address (`kubelet.reserve_port`), so clusters started side by side, by parallel test runs or
+beside a running `simulate`, never collide; `model_options.kubelet_port` then says which.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import shutil
 import ssl
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
@@ -34,8 +38,8 @@ from .apiserver import ApiServer, control_handler
 from .clock import NS_PER_S, SimClock
 from .errors import ConfigError, SimError
 from .httpserver import serve_listeners
-from .kubelet import KubeletFleet
-from .model import ClusterModel, ContainerSpec, ModelOptions, Pod
+from .kubelet import KubeletFleet, reserve_port
+from .model import ClusterModel, ContainerSpec, ModelOptions, Pod, node_ip
 from .pki import CertificateAuthority
 from .policy import Policy
 from .profiles import PROFILE_KINDS
@@ -137,7 +141,7 @@ class SimCluster:
         state_dir: Path,
         host: str = "127.0.0.1",
         port: int = 0,
-        kubelet_port: int = 10250,
+        kubelet_port: int = 0,
         address_prefix: tuple[int, int] = (127, 1),
         metrics_server_url: str | None = None,
         metrics_server_ca: Path | None = None,
@@ -239,6 +243,11 @@ class SimCluster:
         if self._policy_file.resolve() != paths.policy.resolve():
             shutil.copyfile(self._policy_file, paths.policy)
 
+        reserved: dict[str, list[trio.SocketListener]] = {}
+        if self.model_options.kubelet_port == 0 and self.model_options.nodes > 0:
+            ips = [node_ip(self.model_options.address_prefix, i) for i in range(self.model_options.nodes)]
+            port, reserved = await reserve_port(ips)
+            self.model_options = replace(self.model_options, kubelet_port=port)
         store = Store(history=self._watch_history)
         model = ClusterModel(self.model_options, clock, store)
         model.populate()
@@ -279,7 +288,13 @@ class SimCluster:
             control=control_handler(model, aggregator, store),
         )
         kubelets = KubeletFleet(
-            model, self.policy, cluster_ca, paths.kubelet_certs, clock, self.model_options.kubelet_port
+            model,
+            self.policy,
+            cluster_ca,
+            paths.kubelet_certs,
+            clock,
+            self.model_options.kubelet_port,
+            reserved,
         )
         self._model, self._aggregator, self._apiserver, self._kubelets = (
             model,

@@ -396,6 +396,33 @@ class Kubelet:
         return _text(404, "404 page not found\n")
 
 
+Listeners = dict[str, list[trio.SocketListener]]
+
+
+async def reserve_port(ips: list[str], attempts: int = 20) -> tuple[int, Listeners]:
+    """A port free on every address in `ips`, with a listener already bound on each (by address).
+
+    For a kubelet port of 0: simulated clusters (tests, a running `simulate`) side by side never
+    collide. The first address picks an ephemeral port; the others must bind the same one, else
+    all are closed and another port is tried. Raises `ConfigError` after `attempts` tries."""
+    last: OSError | None = None
+    for _ in range(attempts):
+        bound: Listeners = {}
+        try:
+            bound[ips[0]] = await trio.open_tcp_listeners(0, host=ips[0])
+            port: int = bound[ips[0]][0].socket.getsockname()[1]
+            for ip in ips[1:]:
+                bound[ip] = await trio.open_tcp_listeners(port, host=ip)
+        except OSError as exc:
+            last = exc
+            for listeners in bound.values():
+                for listener in listeners:
+                    await listener.aclose()
+            continue
+        return port, bound
+    raise ConfigError(f"no kubelet port is free on all {len(ips)} node addresses: {last}")
+
+
 class KubeletFleet:
     """All kubelets of a cluster; `run` binds every node's listener, then serves until cancelled."""
 
@@ -407,7 +434,9 @@ class KubeletFleet:
         cert_dir: Path,
         clock: SimClock,
         port: int,
+        reserved: Listeners | None = None,
     ) -> None:
+        """`reserved`: listeners already bound on `port` by node address (`reserve_port`)."""
         self.model = model
         self._policy = policy
         self._ca = ca
@@ -416,6 +445,7 @@ class KubeletFleet:
         self.port = port
         self.kubelets: dict[str, Kubelet] = {}
         self._contexts: dict[str, ssl.SSLContext] = {}
+        self._reserved: dict[str, list[trio.SocketListener]] = dict(reserved or {})
 
     def _ssl_context(self, node: Node) -> ssl.SSLContext:
         ctx = self._contexts.get(node.name)
@@ -466,7 +496,9 @@ class KubeletFleet:
                 await node.fault_changed.wait()
                 continue
             try:
-                listeners = await trio.open_tcp_listeners(self.port, host=node.ip)
+                listeners = self._reserved.pop(node.ip, None) or await trio.open_tcp_listeners(
+                    self.port, host=node.ip
+                )
             except OSError as exc:
                 raise ConfigError(f"kubelet of {name} cannot listen on {node.ip}:{self.port}: {exc}") from exc
             with trio.CancelScope() as scope:

@@ -425,7 +425,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=(127, 1),
         help="kubelets listen on <a>.<b>.x.y (default 127.1)",
     )
-    p.add_argument("--kubelet-port", type=int, default=10250)
+    p.add_argument("--kubelet-port", type=int, default=10250, help="0: one port free on every node address")
     p.add_argument(
         "--profiles",
         type=_profiles,

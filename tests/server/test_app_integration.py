@@ -419,7 +419,7 @@ def policy_with_health_reader(path: Path) -> Path:
     return path
 
 
-def down_cluster(state: Path, policy: Path, port: int = 0) -> SimCluster:
+def down_cluster(state: Path, policy: Path, port: int = 0, kubelet_port: int = 0) -> SimCluster:
     return SimCluster(
         nodes=2,
         pods_per_node=2,
@@ -427,6 +427,7 @@ def down_cluster(state: Path, policy: Path, port: int = 0) -> SimCluster:
         state_dir=state,
         host=DOWN_APISERVER_HOST,
         port=port,
+        kubelet_port=kubelet_port,
         address_prefix=DOWN_KUBELET_PREFIX,
         profile_kinds=("steady",),
         policy_file=policy,
@@ -448,9 +449,10 @@ async def test_apiserver_down_at_start_then_ready_then_graceful_shutdown(tmp_pat
     state = tmp_path / "sim"
     policy = policy_with_health_reader(tmp_path / "policy.yaml")
     # A first run writes the cluster's files (CAs, kubeconfigs, front-proxy pair) and picks the
-    # apiserver's port; then the apiserver is gone: the server starts against a closed port.
+    # apiserver's and kubelets' ports; then the apiserver is gone: the server starts against a
+    # closed port.
     async with down_cluster(state, policy) as first:
-        port = first.port
+        port, kubelet_port = first.port, first.model_options.kubelet_port
     cert_dir = tmp_path / "serving-certs"
     proxy = GatedProxy("127.0.0.1", DOWN_APISERVER_HOST, port)  # the apiserver's certificate names 127.0.0.1
     async with trio.open_nursery() as nursery:
@@ -482,7 +484,7 @@ async def test_apiserver_down_at_start_then_ready_then_graceful_shutdown(tmp_pat
                 assert (await anonymous.get("/readyz")).text == r.text  # failures are always verbose
 
             # The apiserver comes up on its port: caches sync, the ConfigMap is found, two scrapes.
-            second = down_cluster(state, policy, port)
+            second = down_cluster(state, policy, port, kubelet_port)
             await nursery.start(second.run)
             second.add_pod(
                 second.node_names()[0],

@@ -35,7 +35,9 @@ async def test_nodes(cluster: SimCluster, admin: httpx.AsyncClient) -> None:
         {"type": "InternalIP", "address": "127.77.0.2"},
         {"type": "Hostname", "address": node["metadata"]["name"]},
     ]
-    assert node["status"]["daemonEndpoints"] == {"kubeletEndpoint": {"Port": 10250}}
+    port = cluster.model_options.kubelet_port
+    assert port != 0 and cluster.kubelet_url(node["metadata"]["name"]) == f"https://127.77.0.2:{port}"
+    assert node["status"]["daemonEndpoints"] == {"kubeletEndpoint": {"Port": port}}
     assert {"cpu", "memory", "pods"} <= set(node["status"]["allocatable"]) & set(node["status"]["capacity"])
     ready = next(c for c in node["status"]["conditions"] if c["type"] == "Ready")
     assert ready["status"] == "True"
