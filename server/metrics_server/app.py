@@ -35,6 +35,7 @@ from metrics_server.api.app import ApiOptions, create_app
 from metrics_server.auth.asgi import ASGIApp
 from metrics_server.auth.authn import Authenticator
 from metrics_server.auth.authz import Authorizer
+from metrics_server.auth.connection import ConnectionMetrics
 from metrics_server.auth.errors import AuthError
 from metrics_server.auth.middleware import AuthMiddleware
 from metrics_server.auth.serving import ServingConfig, serve_https
@@ -202,6 +203,7 @@ async def serve(
         )
         registry, make_metrics = _registry()
         metrics = make_metrics(c.resolution_s)
+        connection_metrics = ConnectionMetrics(registry)
         scraper = Scraper(
             kubelets,
             request_timeout=kubelet_config.request_timeout,
@@ -242,6 +244,7 @@ async def serve(
                     served,
                     c.serving,
                     client_cas=auth_source,
+                    connection_metrics=connection_metrics,
                     shutdown_trigger=stop_serving.wait,
                     task_status=task_status,
                 )

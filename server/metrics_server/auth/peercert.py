@@ -1,4 +1,5 @@
-"""Client certificates for ASGI apps under hypercorn 0.18.0 (which does not expose them).
+"""The connection task of the secure port: hypercorn 0.18.0's, with client certificates for the
+ASGI app (which hypercorn does not expose) and the connection rules of `auth.connection`.
 
 hypercorn's trio worker accepts each connection through `hypercorn.trio.run.TCPServer`, whose
 `run()` does the TLS handshake and then builds the ASGI scopes, each with `"state"` = a copy of
@@ -18,7 +19,12 @@ carrying a `TLSContextSource` under `CONFIG_ATTR` it:
      request; `_IdleTimer` keeps ONE task per connection and moves its deadline instead;
    * the empty write hypercorn makes for the end of every fixed-length HTTP/1.1 body (a
      `send_all(b"")` under the send lock in a shielded cancel scope: a no-op but ~30 us) is
-     skipped.
+     skipped;
+5. runs the connection itself (hypercorn's `TCPServer.run` re-done): the protocol is chosen by
+   ALPN alone (`auth.connection.make_protocol`: no h2c upgrade, no `PRI` switch), the idle timer
+   also enforces the header-read timeout, a connection closed after an HTTP/1.1 error answer
+   lingers, and any exception of the connection (handshake, h11, h2, this shim) is contained:
+   logged once, counted, the connection closed, never raised into hypercorn's server nursery.
 
 `tls_extension(app)` then moves that entry into the standard ASGI TLS extension,
 `scope["extensions"]["tls"]` (`client_cert_chain` = [leaf PEM], `tls_version`), which is all the
@@ -28,12 +34,14 @@ patch is harmless to other hypercorn servers in the process.
 Internals relied on (checked by `install()`, and end to end by tests/server/auth): the module
 attribute `hypercorn.trio.run.TCPServer`, its constructor signature, its `stream`, `config`,
 `state`, `context` and `idle_task` attributes (the idle task is only ever driven through
-`restart(task_group, action)` and `stop()`), `protocol_send`, `_initiate_server_close`, and the
-task group's `spawn`.
+`restart(task_group, action)` and `stop()`), `protocol_send`, `_initiate_server_close`, `_close`,
+`_read_data`, `MAX_RECV`, the task group's `spawn`, and the `H11Protocol`/`H2Protocol`
+constructors (`auth.connection`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import logging
 import math
@@ -45,22 +53,34 @@ import hypercorn.trio.run as hypercorn_run
 import trio
 from hypercorn.events import Closed, Event, RawData
 from hypercorn.trio.task_group import TaskGroup
-from hypercorn.trio.tcp_server import TCPServer
+from hypercorn.trio.tcp_server import MAX_RECV, TCPServer
 from hypercorn.typing import ConnectionState
+from hypercorn.utils import parse_socket_addr
 
 from metrics_server.auth.asgi import ASGIApp, Receive, Scope, Send
+from metrics_server.auth.connection import (
+    ConnectionPolicy,
+    TLSH11Protocol,
+    go_error_response,
+    linger,
+    make_protocol,
+)
 from metrics_server.auth.errors import ShimError
 
 logger = logging.getLogger(__name__)
 
 CONFIG_ATTR = "metrics_server_tls"
 """Attribute of a hypercorn `Config` holding the `TLSContextSource` (opt-in to this behaviour)."""
+POLICY_ATTR = "metrics_server_connection_policy"
+"""Attribute of a hypercorn `Config` holding the `auth.connection.ConnectionPolicy` (optional)."""
 PEER_STATE_KEY = "metrics_server.peer_tls"
 _EXPECTED_INIT = ("self", "app", "config", "context", "state", "stream")
 _EXPECTED_METHODS = (
     (TCPServer, "protocol_send"),
     (TCPServer, "_idle_timeout"),
     (TCPServer, "_initiate_server_close"),
+    (TCPServer, "_close"),
+    (TCPServer, "_read_data"),
     (TaskGroup, "spawn"),
 )
 _TLS_VERSIONS = {"TLSv1.2": 0x0303, "TLSv1.3": 0x0304}
@@ -79,31 +99,53 @@ class _IdleTimer:
     """Stands in for hypercorn's `TrioSingleTask` as a connection's `idle_task`, with the same
     behaviour as hypercorn's `TCPServer._idle_timeout` run in it: while the connection is idle
     (from the first `restart` and after each request), close it after `keep_alive_timeout`, or
-    at once when the server is terminating; while busy (`stop`), never.
+    at once when the server is terminating; while busy (`stop`), never. Plus the header-read
+    timeout (`auth.connection`): from the first `restart` (the end of the handshake) and from
+    the first byte of each later request (`head_started`), the head must be complete (`stop`)
+    within `read_header_timeout`.
 
     hypercorn cancels the task on `stop()` and spawns a new one on every `restart()`; here one
     task lives as long as the connection and each call only moves its cancel scope's deadline."""
 
-    __slots__ = ("_busy", "_closed", "_scope", "_server")
+    __slots__ = ("_busy", "_closed", "_first", "_head", "_header_timeout", "_scope", "_server")
 
-    def __init__(self, server: PeerCertTCPServer) -> None:
+    def __init__(self, server: PeerCertTCPServer, header_timeout: float | None) -> None:
         self._server = server
         self._scope: trio.CancelScope | None = None
         self._busy = False
         self._closed = False
+        self._first = True
+        self._head = False
+        self._header_timeout = header_timeout
 
     async def restart(self, task_group: TaskGroup, action: Callable[[], Awaitable[None]]) -> None:
         server = self._server
         self._busy = False
+        self._head = False
         if server.context.terminated.is_set():
             deadline = -math.inf
         else:
             deadline = trio.current_time() + server.config.keep_alive_timeout
+            if self._first or server.head_in_progress():
+                deadline = self._head_deadline(deadline)
+        self._first = False
         if self._scope is None:
             self._scope = trio.CancelScope(deadline=deadline)
             task_group.spawn(self._watch, self._scope)
         else:
             self._scope.deadline = deadline
+
+    def head_started(self) -> None:
+        """Bytes arrived: if the connection was idle, a request head has begun."""
+        if self._busy or self._head or self._scope is None:
+            return
+        self._scope.deadline = self._head_deadline(self._scope.deadline)
+
+    def _head_deadline(self, deadline: float) -> float:
+        if self._header_timeout is None:
+            return deadline
+        self._head = True
+        return min(deadline, trio.current_time() + self._header_timeout)
 
     async def stop(self) -> None:
         self._busy = True
@@ -125,12 +167,12 @@ class _IdleTimer:
         if self._closed:
             return
         with trio.CancelScope(shield=True):
-            await self._server._initiate_server_close()
+            await self._server.timed_out()
 
 
 class PeerCertTCPServer(TCPServer):
-    """hypercorn's TCPServer, plus per-connection SSL context and peer certificate, and cheaper
-    idle timer and writes (module doc)."""
+    """hypercorn's TCPServer, plus per-connection SSL context and peer certificate, cheaper
+    idle timer and writes (module doc), and the connection rules of `auth.connection`."""
 
     async def protocol_send(self, event: Event) -> None:
         timer = self.idle_task
@@ -148,7 +190,19 @@ class PeerCertTCPServer(TCPServer):
         if source is None or not isinstance(self.stream, trio.SSLStream):
             await super().run()
             return
+        policy: ConnectionPolicy = getattr(self.config, POLICY_ATTR, None) or ConnectionPolicy()
         transport = self.stream.transport_stream
+        self._stage = "tls"
+        try:
+            await self._serve(source, transport, policy)
+        except* Exception as group:
+            # Containment (auth.connection): this connection ends here, nothing else does.
+            policy.connection_failed(_peer(transport), self._stage, group)
+            await trio.aclose_forcefully(self.stream)
+
+    async def _serve(
+        self, source: TLSContextSource, transport: trio.SocketStream, policy: ConnectionPolicy
+    ) -> None:
         stream = trio.SSLStream(transport, source.context(), server_side=True, https_compatible=True)
         self.stream = stream
         try:
@@ -156,6 +210,7 @@ class PeerCertTCPServer(TCPServer):
                 await stream.do_handshake()
         except (trio.BrokenResourceError, trio.TooSlowError) as exc:
             _log_handshake_failure(transport, exc)
+            policy.handshake_failed()
             await trio.aclose_forcefully(stream)
             return
         der = stream.getpeercert(binary_form=True)
@@ -164,17 +219,83 @@ class PeerCertTCPServer(TCPServer):
             _TLS_VERSIONS.get(stream.version() or ""),
         )
         self.state = ConnectionState({**self.state, PEER_STATE_KEY: peer})
-        self.idle_task: Any = _IdleTimer(self)
-        await super().run()
+        self.idle_task: Any = _IdleTimer(self, policy.read_header_timeout)
+        alpn = stream.selected_alpn_protocol()
+        self._stage = "h2" if alpn == "h2" else "http/1.1"
+        # hypercorn's TCPServer.run from here on, with the protocol chosen by ALPN alone.
+        try:
+            sock = transport.socket
+            client = parse_socket_addr(sock.family, sock.getpeername())
+            server = parse_socket_addr(sock.family, sock.getsockname())
+            async with TaskGroup() as task_group:
+                self._task_group = task_group
+                self.protocol: Any = make_protocol(
+                    alpn,
+                    self.app,
+                    self.config,
+                    self.context,
+                    task_group,
+                    ConnectionState(self.state),
+                    client,
+                    server,
+                    self.protocol_send,
+                )
+                await self.protocol.initiate()
+                await self.idle_task.restart(task_group, self._idle_timeout)
+                await self._read_data()
+        except OSError:
+            pass
+        finally:
+            await self._close()
+
+    async def _read_data(self) -> None:
+        timer = self.idle_task
+        if type(timer) is not _IdleTimer:
+            await super()._read_data()
+            return
+        h11 = isinstance(self.protocol, TLSH11Protocol)
+        while True:
+            try:
+                data = await self.stream.receive_some(MAX_RECV)
+            except (trio.ClosedResourceError, trio.BrokenResourceError):
+                break
+            if h11 and data:
+                timer.head_started()
+            await self.protocol.handle(RawData(bytes(data)))
+            if not data:
+                break
+        await self.protocol.handle(Closed())
+
+    def head_in_progress(self) -> bool:
+        protocol = getattr(self, "protocol", None)
+        return isinstance(protocol, TLSH11Protocol) and protocol.head_in_progress()
+
+    async def timed_out(self) -> None:
+        """The idle or header-read timeout passed (or the server terminates): close, after Go's
+        400 if a request line was cut short."""
+        protocol = getattr(self, "protocol", None)
+        if isinstance(protocol, TLSH11Protocol) and protocol.partial_request_line():
+            with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                await self.stream.send_all(go_error_response(400))
+        await self._initiate_server_close()
+
+    async def _close(self) -> None:
+        protocol = getattr(self, "protocol", None)
+        if isinstance(protocol, TLSH11Protocol) and protocol.failed:
+            await linger(self.stream)
+        await super()._close()
+
+
+def _peer(transport: trio.SocketStream) -> str:
+    try:
+        return str(transport.socket.getpeername())
+    except OSError:
+        return "?"
 
 
 def _log_handshake_failure(transport: trio.SocketStream, exc: BaseException) -> None:
-    try:
-        peer = transport.socket.getpeername()
-    except OSError:
-        peer = "?"
     reason = exc.__cause__ or exc
-    logger.info("TLS handshake with %s failed: %s", peer, reason or type(exc).__name__)
+    logger.info("TLS handshake with %s failed: %s", _peer(transport), reason or type(exc).__name__)
 
 
 def install() -> None:

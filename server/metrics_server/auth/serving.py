@@ -12,7 +12,11 @@
   new handshakes get the new certificate;
 * client certificates requested, not required, checked against the CAs of `client_cas` (the
   `AuthenticationConfigSource`), which may change at run time (`auth.tls`);
-* the app sees the client certificate through the ASGI TLS extension (`auth.peercert`).
+* the app sees the client certificate through the ASGI TLS extension (`auth.peercert`);
+* per connection (`auth.connection`): HTTP/2 by ALPN only (no h2c upgrade), Go's header limit
+  (`max_header_bytes`, 431) and header-read timeout (`read_header_timeout`, 32 s), and
+  containment: an exception of one connection closes that connection, is logged and counted in
+  `connection_metrics`, and never ends the server.
 
 Start-up problems raise `ServingOptionsError` naming the flag, before `task_status.started()`;
 `started()` reports the bound URLs (`["https://127.0.0.1:8443"]`). Returns after
@@ -40,6 +44,14 @@ from hypercorn.typing import Framework
 
 from metrics_server.auth import certs, peercert
 from metrics_server.auth.asgi import ASGIApp
+from metrics_server.auth.connection import (
+    HEADER_SLACK,
+    MAX_HEADER_BYTES,
+    READ_HEADER_TIMEOUT,
+    ConnectionMetrics,
+    ConnectionPolicy,
+    contain_app,
+)
 from metrics_server.auth.errors import ServingOptionsError
 from metrics_server.auth.tls import (
     ALPN_H2,
@@ -72,6 +84,10 @@ class ServingConfig:
     graceful_timeout: float = 5.0
     """How long open requests may run on after shutdown is triggered."""
     h2_max_concurrent_streams: int = 250
+    read_header_timeout: float = READ_HEADER_TIMEOUT
+    """Seconds a request head may take (the apiserver's `ReadHeaderTimeout`)."""
+    max_header_bytes: int = MAX_HEADER_BYTES
+    """Request line plus headers (HTTP/1.1), header list (HTTP/2): the apiserver's `MaxHeaderBytes`."""
 
     def validate(self) -> None:
         """Raise `ServingOptionsError` naming the first bad flag."""
@@ -97,6 +113,8 @@ class ServingConfig:
             ("cert_poll_interval", self.cert_poll_interval),
             ("keep_alive_timeout", self.keep_alive_timeout),
             ("handshake_timeout", self.handshake_timeout),
+            ("read_header_timeout", self.read_header_timeout),
+            ("max_header_bytes", self.max_header_bytes),
         ):
             if value <= 0:
                 raise ServingOptionsError(name, "must be positive")
@@ -116,8 +134,9 @@ class ServingConfig:
 class _HypercornConfig(hypercorn.config.Config):
     """A hypercorn config whose TLS comes from a `ServerTLS` (read by `peercert`)."""
 
-    def __init__(self, tls: ServerTLS) -> None:
+    def __init__(self, tls: ServerTLS, policy: ConnectionPolicy) -> None:
         setattr(self, peercert.CONFIG_ATTR, tls)
+        setattr(self, peercert.POLICY_ATTR, policy)
         self._tls = tls
 
     @property
@@ -155,6 +174,7 @@ async def serve_https(
     config: ServingConfig,
     *,
     client_cas: AuthenticationConfigProvider | None = None,
+    connection_metrics: ConnectionMetrics | None = None,
     shutdown_trigger: Callable[[], Awaitable[None]] | None = None,
     reload_trigger: Callable[[], Awaitable[None]] | None = None,
     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
@@ -172,13 +192,16 @@ async def serve_https(
             client_cas=client_cas,
             flag=flag,
         )
-        hc = _HypercornConfig(tls)
+        metrics = connection_metrics or ConnectionMetrics()
+        hc = _HypercornConfig(tls, ConnectionPolicy(config.read_header_timeout, metrics))
         hc.bind = [config.bind]
         hc.alpn_protocols = list(alpn)
         hc.keep_alive_timeout = config.keep_alive_timeout
         hc.ssl_handshake_timeout = config.handshake_timeout
         hc.graceful_timeout = config.graceful_timeout
         hc.h2_max_concurrent_streams = config.h2_max_concurrent_streams
+        hc.h11_max_incomplete_size = config.max_header_bytes + HEADER_SLACK
+        hc.h2_max_header_list_size = config.max_header_bytes
         hc.include_server_header = False
         hc.accesslog = None
         hc.errorlog = logging.getLogger("metrics_server.serving.hypercorn")
@@ -187,7 +210,7 @@ async def serve_https(
         async with trio.open_nursery() as nursery:
 
             async def run_server(task_status: trio.TaskStatus[list[str]]) -> None:
-                wrapped = cast(Framework, peercert.tls_extension(app))
+                wrapped = cast(Framework, contain_app(peercert.tls_extension(app), metrics))
                 await hypercorn.trio.serve(
                     wrapped, hc, shutdown_trigger=shutdown_trigger, task_status=task_status
                 )
