@@ -10,7 +10,8 @@ Routes:
 * `/version`, `/openapi/v2`, `/openapi/v3`, `/openapi/v3/apis/metrics.k8s.io/v1beta1`;
 * `/healthz`, `/livez`, `/readyz` and `/<root>/<check>`; `/metrics`.
 
-Every error is a Kubernetes `Status` (`api.status`); unknown paths 404, other methods 405.
+Every error is a Kubernetes `Status` (`api.status`); which path and method reach a route, and the
+404/405 answers and path list otherwise, follow the library's routing (`api.routing`).
 
 Request pipeline of the resource routes, in the apiserver's order: content negotiation (406) ->
 spec-driven parameter checks (400) -> selector parsing (400) -> list-option validation (422) ->
@@ -45,7 +46,7 @@ from quart.wrappers.response import ResponseBody
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
-from metrics_server.api import listcache, render, status
+from metrics_server.api import listcache, render, routing, status
 from metrics_server.api import negotiate as neg
 from metrics_server.api.discovery import GROUP, Document, build, if_none_match
 from metrics_server.api.openapi import V3_GV_PATH, OpenAPIDocs, SpecError, load_spec
@@ -168,15 +169,14 @@ def create_app(
 
     app = QuartTrio(__name__)
     app.config["MAX_CONTENT_LENGTH"] = 1 << 20
+    app.url_map.merge_slashes = False  # never a redirect built from the Host header (api.routing)
+    health_paths = [(root, health.names(root)) for root in ROOTS]
+    app.asgi_app = routing.route(app.asgi_app, routing.registered_paths(health_paths))  # type: ignore[method-assign]
 
     @app.errorhandler(HTTPException)
     async def http_error(exc: HTTPException) -> Response:
-        if exc.code == 405:
-            response = _status(status.method_not_allowed(), 405)
-            allowed = getattr(exc, "valid_methods", None)
-            if allowed:
-                response.headers["Allow"] = ", ".join(allowed)
-            return response
+        if exc.code == 405:  # the library sends no Allow header
+            return _status(status.method_not_allowed(), 405)
         if exc.code == 404:
             return _status(status.path_not_found(), 404)
         code = exc.code or 500

@@ -145,10 +145,14 @@ def _leaves(error: BaseException) -> Iterable[BaseException]:
 
 
 def go_error_response(status: int) -> bytes:
-    """The bytes Go's `net/http` writes for a request it cannot read (`431`, `400`, ...)."""
+    """The answer Go's `net/http` writes for a request it cannot read (`431`, `400`): status line,
+    headers and body as Go's, plus `Content-Length`. Go's body ends with the connection (it
+    half-closes TLS, then waits); here the connection lingers before closing (`linger`), so the
+    length tells the client the answer is complete without waiting for that."""
     text = f"{status} {HTTPStatus(status).phrase}"
     return (
-        f"HTTP/1.1 {text}\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n{text}"
+        f"HTTP/1.1 {text}\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n"
+        f"Content-Length: {len(text)}\r\n\r\n{text}"
     ).encode()
 
 

@@ -524,8 +524,12 @@ async def test_lister_failure_is_internal_error(world: World) -> None:
 
 async def test_unknown_paths_and_methods(client: Any) -> None:
     not_found = status_body(404, "NotFound", "the server could not find the requested resource", "{}")
-    for path in (f"{API}/deployments", "/api", "/apis/metrics.k8s.io/v1", f"{API}/nodes/a/b", "/"):
+    for path in (f"{API}/deployments", "/apis/metrics.k8s.io/v1", f"{API}/nodes/a/b"):
         assert await get(client, path) == (404, "application/json", not_found)
+    # outside the API group's web services the library answers with its path list (api.routing)
+    status_code, content_type, body = await get(client, "/api")
+    assert (status_code, content_type) == (404, "application/json")
+    assert body.startswith(b'{\n  "paths": [\n    "/apis",\n')
     response = await client.post(f"{API}/nodes")
     assert response.status_code == 405
     assert response.headers["Content-Type"] == "application/json"
