@@ -41,6 +41,7 @@ the targeted fixes above (no h2c, no PRI switch) stop the known crash from reach
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -49,7 +50,7 @@ from typing import Any
 import h11
 import trio
 from hypercorn.config import Config
-from hypercorn.events import Event, RawData
+from hypercorn.events import Closed, Event, RawData
 from hypercorn.protocol.h2 import H2Protocol
 from hypercorn.protocol.h11 import H11Protocol
 from hypercorn.typing import ConnectionState
@@ -71,6 +72,7 @@ LINGER_SECONDS = 0.5
 LINGER_MAX_BYTES = 4 << 20
 """At most this much is read (and dropped) while lingering."""
 _RECEIVE = 1 << 16
+_HEAD_END = re.compile(rb"\n\r?\n")
 
 _HANDSHAKE_HELP = "[ALPHA] Number of requests dropped with 'TLS handshake error from' error"
 _ERRORS_HELP = (
@@ -157,7 +159,48 @@ def go_error_response(status: int) -> bytes:
 
 
 class TLSH11Protocol(H11Protocol):
-    """hypercorn's HTTP/1.1 protocol without its protocol switches, with Go's error answers."""
+    """hypercorn's HTTP/1.1 protocol without its protocol switches, with Go's limit and answers.
+
+    The head limit: h11 measures only an incomplete head (`h11_max_incomplete_size`, which
+    `serve_https` sets to Go's limit), so a head that arrives complete in one read of up to
+    64 KiB could pass it by that much. Go counts every byte up to the blank line; so does this
+    class, for each head as its bytes arrive (a head already complete in the buffer behind a
+    pipelined request is left to h11's measure)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._head_limit: int = self.config.h11_max_incomplete_size
+        self._in_head = True
+        self._head_bytes = 0
+        self._head_tail = b""
+        self._rejected = False
+
+    async def handle(self, event: Event) -> None:
+        if type(event) is RawData and self._in_head and event.data and self._head_exceeds(event.data):
+            self._rejected = True
+            await self._send_error_response(431)
+            await self.send(Closed())
+            return
+        await super().handle(event)
+
+    def _head_exceeds(self, data: bytes) -> bool:
+        """Count `data` into the current head; True once the head is longer than the limit."""
+        window = self._head_tail + data
+        end = _HEAD_END.search(window)
+        if end is not None:
+            self._in_head = False
+            return self._head_bytes + end.end() - len(self._head_tail) > self._head_limit
+        self._head_bytes += len(data)
+        self._head_tail = window[-2:]
+        return self._head_bytes > self._head_limit
+
+    async def _maybe_recycle(self) -> None:
+        await super()._maybe_recycle()
+        if self.connection.their_state is h11.IDLE:  # kept alive: the next head starts
+            pending = self.connection.trailing_data[0]
+            self._in_head, self._head_bytes, self._head_tail = True, 0, b""
+            if pending:
+                self._head_exceeds(pending)
 
     async def _check_protocol(self, event: h11.Request) -> None:
         """hypercorn answers `Upgrade: h2c` with 101 and switches on `PRI * HTTP/2.0`; a TLS
@@ -186,8 +229,8 @@ class TLSH11Protocol(H11Protocol):
 
     @property
     def failed(self) -> bool:
-        """The peer sent something h11 could not parse (an error answer went out)."""
-        return self.connection.their_state is h11.ERROR
+        """The peer sent a head too long or something h11 could not parse (an error answer went out)."""
+        return self._rejected or self.connection.their_state is h11.ERROR
 
     def head_in_progress(self) -> bool:
         """Bytes of a request head are buffered while no request is being handled."""

@@ -136,10 +136,14 @@ class _IdleTimer:
             self._scope.deadline = deadline
 
     def head_started(self) -> None:
-        """Bytes arrived: if the connection was idle, a request head has begun."""
-        if self._busy or self._head or self._scope is None:
+        """Bytes arrived: if the connection was idle, a request head has begun, and from now on
+        the header-read timeout applies instead of the keep-alive timeout (as in Go)."""
+        if self._busy or self._head or self._scope is None or self._header_timeout is None:
             return
-        self._scope.deadline = self._head_deadline(self._scope.deadline)
+        if self._server.context.terminated.is_set():
+            return
+        self._head = True
+        self._scope.deadline = trio.current_time() + self._header_timeout
 
     def _head_deadline(self, deadline: float) -> float:
         if self._header_timeout is None:
@@ -192,12 +196,13 @@ class PeerCertTCPServer(TCPServer):
             return
         policy: ConnectionPolicy = getattr(self.config, POLICY_ATTR, None) or ConnectionPolicy()
         transport = self.stream.transport_stream
+        peer = _peer(transport)  # now: a closed socket no longer knows it
         self._stage = "tls"
         try:
             await self._serve(source, transport, policy)
         except* Exception as group:
             # Containment (auth.connection): this connection ends here, nothing else does.
-            policy.connection_failed(_peer(transport), self._stage, group)
+            policy.connection_failed(peer, self._stage, group)
             await trio.aclose_forcefully(self.stream)
 
     async def _serve(
