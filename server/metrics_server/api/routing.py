@@ -1,7 +1,7 @@
 """Which handler a request path and method reach, as the apiserver library decides it.
 
 The library routes in two layers, and metrics-server v0.8.0 answers accordingly (observed against
-the real binary, `docs/compatibility.md` "Edge answers"):
+the real binary, `docs/edge-answers.md`):
 
 * **go-restful web services**, chosen by a path prefix at a segment boundary: `/apis/metrics.k8s.io`
   and `/apis/metrics.k8s.io/v1beta1` (`/apis/metrics.k8s.io/...`), `/version` (`/version/...`) and
@@ -16,8 +16,10 @@ the real binary, `docs/compatibility.md` "Edge answers"):
 * **the path mux** (everything else), exact paths only: `/healthz`, `/livez`, `/readyz` and
   `/<root>/<check>`, `/metrics`, `/openapi/v2`, `/openapi/v3` and anything under `/openapi/v3/`.
   These handlers ignore the method (`POST /healthz` is `ok`; served here as GET, `HEAD` without
-  the body). `/` and `/index.html` list the registered paths (200); any other path, including
-  `//apis/...`, `/healthz/`, `/metrics/` and unknown checks, gets the same list with 404.
+  the body). Except `CONNECT`, which gets 405 here where Go answers `200 ok`: a 2xx answer to
+  CONNECT establishes a tunnel (RFC 9110 §9.3.6), so HTTP/1.1 (h11) sends no body after it.
+  `/` and `/index.html` list the registered paths (200); any other path, including `//apis/...`,
+  `/healthz/`, `/metrics/` and unknown checks, gets the same list with 404.
 
 No path is ever answered with a redirect (werkzeug would redirect `//` to a URL built from the
 `Host` header; `route` sends the handlers only canonical paths, and `create_app` turns werkzeug's
@@ -122,6 +124,8 @@ def resolve(method: str, path: str, mux: frozenset[str], listing: bytes) -> Answ
             return Answer(path=f"{GROUP_VERSION}/pods")  # namespace "": every namespace
         return Answer(path="/" + "/".join(tokens))
     if path in mux or path.startswith(_OPENAPI_V3_PREFIX):
+        if method == "CONNECT":
+            return Answer(405, status.method_not_allowed())
         return Answer(path=path, as_get=method != "HEAD")
     return Answer(200 if path in _INDEX else 404, listing)
 

@@ -287,7 +287,7 @@ def contain_app(app: ASGIApp, metrics: ConnectionMetrics) -> ASGIApp:
         try:
             await app(scope, receive, send)
         except Exception as exc:
-            metrics.failed("app", type(exc).__name__)
+            metrics.failed("app", type(next(iter(_leaves(exc)), exc)).__name__)
             raise
 
     return contained

@@ -270,6 +270,9 @@ class PeerCertTCPServer(TCPServer):
             if not data:
                 break
         await self.protocol.handle(Closed())
+        # The peer is gone: end the idle task too, so the connection closes now rather than at
+        # the keep-alive timeout (hypercorn's own idle task keeps it open until then).
+        timer.closed()
 
     def head_in_progress(self) -> bool:
         protocol = getattr(self, "protocol", None)

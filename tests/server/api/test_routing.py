@@ -188,6 +188,12 @@ async def test_mux_handlers_ignore_the_method(client: Any, method: str, path: st
 
 
 @pytest.mark.parametrize("path", MUX)
+async def test_connect_on_mux_handlers_is_405(client: Any, path: str) -> None:
+    """Go answers `200 ok`; a 2xx to CONNECT opens a tunnel in HTTP/1.1 (api.routing)."""
+    assert await call(client, "CONNECT", path) == (405, NOT_ALLOWED)
+
+
+@pytest.mark.parametrize("path", MUX)
 async def test_head_on_mux_handlers_is_their_get(client: Any, path: str) -> None:
     """(The server leaves out the body of a HEAD answer; Quart's test client does not.)"""
     get = await client.open(path, method="GET")
