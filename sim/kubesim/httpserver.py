@@ -2,15 +2,19 @@
 
 Why not hypercorn: thousands of simulated kubelets must live in one process, so each connection
 costs one task and one h11 state machine, nothing more. Handlers get a fully-read `Request` and
-return a `Response`: a body, a streaming producer (for watches and proxying), or `hang` (the
-connection stays open, unanswered, until the client gives up). A handler exception becomes a
-500 for that request only; a broken connection only ends its own task.
+return a `Response`: a body, a streaming producer (for watches and proxying; chunked, or with a
+fixed `content_length`), or `hang` (the connection stays open, unanswered, until the client gives
+up). For simulated faults a response can also be `raw` bytes that are not HTTP at all, or end in a
+TCP reset after `reset_after` body bytes. A handler exception becomes a 500 for that request only;
+a broken connection only ends its own task.
 """
 
 from __future__ import annotations
 
 import logging
+import socket
 import ssl
+import struct
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, unquote
@@ -73,8 +77,19 @@ class Response:
     headers: list[tuple[str, str]] = field(default_factory=list)
     body: bytes = b""
     producer: Producer | None = None
-    """When set, the body is streamed with chunked encoding by calling producer(send)."""
+    """When set, the body is streamed by calling producer(send): chunked, or with `content_length`."""
+    content_length: int | None = None
+    """With a producer: send this `Content-Length` instead of chunked encoding."""
     hang: bool = False
+    raw: bytes | None = None
+    """Sent as they are instead of an HTTP response; then the connection closes."""
+    reset_after: int | None = None
+    """Send the head (with the full `Content-Length`) and this many body bytes, then reset the
+    connection (TCP RST)."""
+
+
+class _Reset(Exception):
+    """Raised by `_respond` to make `serve_connection` reset the connection."""
 
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -146,6 +161,11 @@ async def serve_connection(
         else:
             peer = Peer(address)
         await _serve_h11(stream, handler, peer)
+    except _Reset:
+        # SO_LINGER 0: close() sends RST instead of FIN; the TLS layer is closed without close_notify.
+        raw.socket.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        raw.socket.close()
+        return
     except (trio.BrokenResourceError, trio.ClosedResourceError, h11.ProtocolError, ssl.SSLError, OSError):
         pass
     except Exception:  # a handler bug must not take the listener (or other nodes) down
@@ -193,6 +213,9 @@ async def _serve_h11(stream: trio.abc.Stream, handler: Handler, peer: Peer) -> N
         if response.hang:
             await _wait_for_eof(stream)
             return
+        if response.raw is not None:
+            await stream.send_all(response.raw)
+            return
         if not await _respond(conn, stream, response):
             return
         if conn.our_state is h11.MUST_CLOSE or conn.their_state is h11.MUST_CLOSE:
@@ -209,11 +232,17 @@ async def _respond(conn: h11.Connection, stream: trio.abc.Stream, response: Resp
     if response.producer is None:
         headers.append((b"content-length", str(len(response.body)).encode()))
         await _send(conn, stream, h11.Response(status_code=response.status, headers=headers))
+        if response.reset_after is not None:
+            await _send(conn, stream, h11.Data(data=response.body[: response.reset_after]))
+            raise _Reset
         if response.body:
             await _send(conn, stream, h11.Data(data=response.body))
         await _send(conn, stream, h11.EndOfMessage())
         return True
-    headers.append((b"transfer-encoding", b"chunked"))
+    if response.content_length is not None:
+        headers.append((b"content-length", str(response.content_length).encode()))
+    else:
+        headers.append((b"transfer-encoding", b"chunked"))
     await _send(conn, stream, h11.Response(status_code=response.status, headers=headers))
 
     async def send(data: bytes) -> None:

@@ -10,7 +10,8 @@ Bodies are rendered from the `ClusterModel` at the kubelet's latest housekeeping
 cached until the next tick (or until the node's pods change), so a scrape costs string
 formatting of a pre-rendered template at most once per tick. Faults (`Node.fault`): `hang`
 accepts and never answers, `refuse` closes the listening socket, `error` answers 500,
-`scrape_error` answers 200 with only the scrape-error gauge set to 1.
+`scrape_error` answers 200 with only the scrape-error gauge set to 1; `garbage` and the body
+faults (`huge`, `huge_chunked`, `drip`, `reset`, `badvalues`) are `kubesim.faults`.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from typing import Any
 import orjson
 import trio
 
+from . import faults
 from .clock import NS_PER_MS, SimClock
 from .errors import ConfigError
 from .gofmt import go_float, rfc3339
@@ -313,6 +315,7 @@ class Kubelet:
         self._policy = policy
         self._clock = clock
         self.requests = 0
+        self.fault_stats = faults.Stats()
         self._seen = trio.Event()
 
     async def wait_request(self) -> None:
@@ -339,6 +342,8 @@ class Kubelet:
         fault = self.node.fault
         if fault == "hang":
             return Response(0, hang=True)
+        if fault == "garbage":
+            return faults.garbage()
         user = self._authenticate(request)
         if user is None:
             return _text(401, "Unauthorized")
@@ -383,6 +388,8 @@ class Kubelet:
                 if fault == "scrape_error"
                 else self.renderer.metrics_resource(now)
             )
+            if fault in faults.BODY_FAULTS:
+                return faults.body_fault(fault, PROM_CONTENT_TYPE, body, self.fault_stats)
             return Response(200, [("Content-Type", PROM_CONTENT_TYPE)], body)
         if path == "/stats/summary":
             if fault in ("error", "scrape_error"):
@@ -390,7 +397,10 @@ class Kubelet:
                     500, f"Internal Error: failed to get node info: simulated fault on {self.node.name}"
                 )
             only = request.param("only_cpu_and_memory") == "true"
-            return Response(200, [("Content-Type", "application/json")], self.renderer.summary(now, only))
+            body = self.renderer.summary(now, only)
+            if fault in faults.BODY_FAULTS:
+                return faults.body_fault(fault, "application/json", body, self.fault_stats)
+            return Response(200, [("Content-Type", "application/json")], body)
         if path == "/healthz":
             return _text(200, "ok")
         return _text(404, "404 page not found\n")

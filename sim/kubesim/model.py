@@ -32,7 +32,20 @@ APPS = ("web", "api", "worker", "cache", "frontend", "payments", "search", "batc
 _RS_CHARS = "bcdfghjklmnpqrstvwxz2456789"
 GI = 1 << 30
 
-FAULT_MODES = ("ok", "hang", "refuse", "error", "scrape_error")
+FAULT_MODES = (
+    "ok",
+    "hang",
+    "refuse",
+    "error",
+    "scrape_error",
+    "garbage",
+    "huge",
+    "huge_chunked",
+    "drip",
+    "reset",
+    "badvalues",
+)
+"""What each mode sends: `kubesim.faults`."""
 KUBELET_FORMATS = ("stable", "1.28", "1.21")
 _KUBELET_VERSIONS = {"stable": "v1.31.4", "1.28": "v1.28.15", "1.21": "v1.21.14"}
 
@@ -456,7 +469,7 @@ class ClusterModel:
         self._put_node(node)
 
     def set_fault(self, name: str, mode: str) -> None:
-        """Make a kubelet hang, refuse connections, answer 500, report a scrape error, or be ok."""
+        """Put a node's kubelet in fault `mode` (`FAULT_MODES`, described in `kubesim.faults`), or "ok"."""
         if mode not in FAULT_MODES:
             raise ConfigError(f"unknown fault mode {mode!r}; expected one of {', '.join(FAULT_MODES)}")
         node = self.node(name)
