@@ -23,10 +23,11 @@ import datetime as dt
 import re
 import ssl
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 import trio
@@ -40,6 +41,7 @@ from metrics_server.app import serve
 from metrics_server.cli import parse_options
 from metrics_server.options import Options
 
+T = TypeVar("T")
 API = "/apis/metrics.k8s.io/v1beta1"
 RESOLUTION = "10s"
 SAMPLE_INTERVAL_NS = 10 * 1_000_000_000
@@ -360,6 +362,8 @@ class StackConfig:
     prepare: Callable[[SimCluster], None] | None = None
     """Runs in the cluster's thread before the server starts (add pods, inject faults)."""
     broken_nodes: tuple[str, ...] = ()
+    faults: tuple[tuple[str, str], ...] = ()
+    """(node, kubesim fault mode) set before the server starts; like `broken_nodes`, never served."""
     ready_timeout: float = 60.0
     extra_args: tuple[str, ...] = ()
 
@@ -420,7 +424,10 @@ class StackThread:
                 cfg.prepare(cluster)
             for node in cfg.broken_nodes:
                 cluster.set_fault(node, "refuse")
-            self.truth = truth = ground_truth(cluster, cfg.broken_nodes)
+            for node, mode in cfg.faults:
+                cluster.set_fault(node, mode)
+            unserved = (*cfg.broken_nodes, *(node for node, _ in cfg.faults))
+            self.truth = truth = ground_truth(cluster, unserved)
             options = server_options(cluster, cfg.server_host, self.cert_dir, cfg.extra_args)
             async with trio.open_nursery() as inner:
                 urls: list[str] = await inner.start(partial(serve, options, stop=self._stop))
@@ -448,6 +455,11 @@ class StackThread:
             raise self._failure("stack not ready in time")
         if self._error is not None or self._done.is_set():
             raise self._failure("stack failed") from self._error
+
+    def call(self, fn: Callable[[], Awaitable[T]]) -> T:
+        """Run `await fn()` in the stack's trio thread (where the cluster lives) and return its result."""
+        assert self._token is not None
+        return trio.from_thread.run(fn, trio_token=self._token)
 
     def _request_stop(self) -> None:
         assert self._stop is not None
