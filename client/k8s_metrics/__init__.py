@@ -16,7 +16,7 @@ The typed layer (start here)::
 * ``python -m k8s_metrics top nodes|pods``: ``kubectl top`` with the same output.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 from typing import TYPE_CHECKING
 

@@ -23,8 +23,13 @@ def test_importing_kubeconfig_does_not_load_the_generated_client() -> None:
     # cost it ~55 modules of memory for nothing.
     assert _modules_after("import k8s_metrics.kubeconfig") == [
         "k8s_metrics",
-        "k8s_metrics._yaml",
         "k8s_metrics.kubeconfig",
+        "k8s_metrics.kubeconfig.connection",
+        "k8s_metrics.kubeconfig.document",
+        "k8s_metrics.kubeconfig.execplugin",
+        "k8s_metrics.kubeconfig.files",
+        "k8s_metrics.kubeconfig.incluster",
+        "k8s_metrics.kubeconfig.tokens",
     ]
 
 
