@@ -5,12 +5,15 @@ real ``kubectl scale`` on the same objects."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import re
 import shutil
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import sniffio
 import trio
@@ -20,7 +23,9 @@ from k8s_metrics import (
     Conflict,
     Forbidden,
     Invalid,
+    MetricsClient,
     NotFound,
+    ResponseError,
     Scale,
     ScaleClient,
     open_async_scale,
@@ -36,7 +41,7 @@ MODES = ("sync", "trio", "asyncio")
 @pytest.fixture
 async def sim(tmp_path: Path) -> AsyncIterator[SimCluster]:
     async with SimCluster(
-        nodes=2, pods_per_node=1, seed=4, state_dir=tmp_path / "sim", address_prefix=(127, 84)
+        nodes=2, pods_per_node=1, seed=4, state_dir=tmp_path / "sim", address_prefix=(127, 86)
     ) as cluster:
         app = [ContainerTemplate("app", millicores=140)]
         cluster.workloads.add("deployments", "shop", "web", replicas=2, containers=app)
@@ -221,3 +226,57 @@ def test_scale_client_shares_a_metrics_connection(tmp_path: Path) -> None:
     )
     with open_metrics(kubeconfig=kubeconfig) as metrics:
         assert ScaleClient(metrics.client).client is metrics.client
+
+
+def test_the_requests_on_the_wire() -> None:
+    seen: list[httpx.Request] = []
+    scale = {
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": {"name": "web", "namespace": "shop", "resourceVersion": "41"},
+        "spec": {"replicas": 3},
+        "status": {"replicas": 2, "selector": "app=web"},
+    }
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json=scale)
+
+    client = MetricsClient(base_url="https://127.0.0.86:1")
+    client.set_httpx_client(
+        httpx.Client(base_url="https://127.0.0.86:1", transport=httpx.MockTransport(handler))
+    )
+    with ScaleClient(client) as scales:
+        patched = scales.set_replicas("deployment", "shop", "web", 3)
+        scales.set_replicas("statefulsets", "shop", "web", 3, resource_version="41")
+    assert patched == Scale("Deployment", "shop", "web", 3, 2, "app=web", "41")
+    patch, put = seen
+    assert (patch.method, patch.url.path) == ("PATCH", "/apis/apps/v1/namespaces/shop/deployments/web/scale")
+    assert (patch.headers["content-type"], patch.content) == (
+        "application/merge-patch+json",
+        b'{"spec":{"replicas":3}}',
+    )
+    assert (put.method, put.url.path) == ("PUT", "/apis/apps/v1/namespaces/shop/statefulsets/web/scale")
+    assert json.loads(put.content) == {
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": {"name": "web", "namespace": "shop", "resourceVersion": "41"},
+        "spec": {"replicas": 3},
+    }
+
+
+@pytest.mark.parametrize(
+    ("document", "message"),
+    [
+        ({"kind": "Deployment", "metadata": {"name": "x"}}, "kind is 'Deployment'"),
+        ({"kind": "Scale", "metadata": {}}, "KeyError('name')"),
+        (
+            {"kind": "Scale", "metadata": {"name": "x"}, "spec": {"replicas": "3"}},
+            "replicas must be integers",
+        ),
+        ([], "AttributeError"),
+    ],
+)
+def test_a_body_that_is_not_a_scale(document: Any, message: str) -> None:
+    with pytest.raises(ResponseError, match=f"^unexpected Scale document: .*{re.escape(message)}"):
+        Scale.from_document("Deployment", document)
