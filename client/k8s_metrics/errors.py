@@ -204,7 +204,14 @@ def status_from_body(code: int, body: bytes, headers: Mapping[str, str] | None =
         try:
             document = json.loads(body)
             if isinstance(document, dict) and document.get("kind") == "Status":
-                document.setdefault("code", code)
+                # Fields the model requires, which some servers leave out of an error Status.
+                for key, default in (
+                    ("apiVersion", "v1"),
+                    ("metadata", {}),
+                    ("status", "Failure"),
+                    ("code", code),
+                ):
+                    document.setdefault(key, default)
                 return Status.from_dict(document), False
         except (ValueError, KeyError, TypeError, AttributeError):
             pass

@@ -28,7 +28,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from types import ModuleType, TracebackType
@@ -56,6 +56,7 @@ from .waiting import DISCOVERY_PATH, Backoff, SampleTracker, retryable
 
 __all__ = [
     "AsyncMetrics",
+    "AsyncPodWatch",
     "ContainerUsage",
     "CpuT",
     "Metrics",
@@ -357,23 +358,21 @@ class AsyncMetrics(_Base[CpuT]):
                     raise
             await anyio.sleep(delay)
 
-    async def watch_pods(
+    def watch_pods(
         self,
         namespace: str | None = None,
         *,
         label_selector: Selector = None,
         field_selector: Selector = None,
         interval: float | None = None,
-    ) -> AsyncIterator[list[PodUsage[CpuT]]]:
+    ) -> AsyncPodWatch[CpuT]:
         """See :meth:`Metrics.watch_pods`: ``async for batch in metrics.watch_pods(...)``. Cancelled like
         any other wait (a trio cancel scope, ``asyncio`` task cancellation), or by leaving the loop."""
-        tracker = SampleTracker(interval)
-        while True:
-            pods = await self.pods(namespace, label_selector=label_selector, field_selector=field_selector)
-            fresh = tracker.new(pods)
-            if fresh:
-                yield fresh
-            await anyio.sleep(tracker.poll_interval())
+
+        async def fetch() -> list[PodUsage[CpuT]]:
+            return await self.pods(namespace, label_selector=label_selector, field_selector=field_selector)
+
+        return AsyncPodWatch(fetch, SampleTracker(interval))
 
     async def _run(self, call: _Call) -> Any:
         async def request() -> Response[Any]:
@@ -398,6 +397,28 @@ def _open(
     elif kubeconfig is not None or context is not None:
         raise ValueError("pass either a connection or kubeconfig/context, not both")
     return metrics_client(connection, timeout=timeout), connection.namespace or "default"
+
+
+class AsyncPodWatch(Generic[CpuT]):
+    """The async iterator of :meth:`AsyncMetrics.watch_pods`. An object rather than an async generator,
+    so that leaving the loop early leaves nothing to finalize (no generator frame suspended in a wait)."""
+
+    def __init__(self, fetch: Callable[[], Awaitable[list[PodUsage[CpuT]]]], tracker: SampleTracker) -> None:
+        self._fetch: Callable[[], Awaitable[list[PodUsage[CpuT]]]] = fetch
+        self._tracker = tracker
+        self._polled = False
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> list[PodUsage[CpuT]]:
+        while True:
+            if self._polled:
+                await anyio.sleep(self._tracker.poll_interval())
+            self._polled = True
+            fresh = self._tracker.new(await self._fetch())
+            if fresh:
+                return fresh
 
 
 @overload
