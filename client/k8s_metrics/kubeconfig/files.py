@@ -291,7 +291,8 @@ def load_kubeconfig(
 ) -> ClusterConnection:
     """Build a connection from a kubeconfig file.
 
-    ``path`` None means ``$KUBECONFIG`` (a list, merged like kubectl) or else ``~/.kube/config``.
+    ``path`` is a file (``~`` is expanded); None means ``$KUBECONFIG`` (a list, merged like kubectl)
+    or else ``~/.kube/config``.
     ``context`` None means the ``current-context``. May run an exec plugin once (blocking).
 
     Raises:
@@ -301,7 +302,7 @@ def load_kubeconfig(
     """
     merged = _Merged()
     if path is not None:
-        _merge_file(merged, Path(path))
+        _merge_file(merged, Path(path).expanduser())
     else:
         paths, from_env = _kubeconfig_paths(os.environ)
         if not paths:
