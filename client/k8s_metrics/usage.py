@@ -38,16 +38,16 @@ import anyio
 import httpx
 
 from ._generated import errors as generated_errors
-from ._generated.api.metrics import (
+from ._generated.models.node_metrics_list import NodeMetricsList
+from ._generated.models.pod_metrics_list import PodMetricsList
+from ._generated.types import Response
+from .api.metrics import (
     list_namespaced_pod_metrics,
     list_node_metrics,
     list_pod_metrics_for_all_namespaces,
     read_namespaced_pod_metrics,
     read_node_metrics,
 )
-from ._generated.models.node_metrics_list import NodeMetricsList
-from ._generated.models.pod_metrics_list import PodMetricsList
-from ._generated.types import Response
 from .client import DEFAULT_TIMEOUT, MetricsClient, metrics_client
 from .errors import MetricsError, ResponseError
 from .kubeconfig import ClusterConnection, load_default, load_kubeconfig

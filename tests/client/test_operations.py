@@ -695,8 +695,8 @@ import json, sys
 import trio
 import k8s_metrics
 from k8s_metrics.client import metrics_client
-from k8s_metrics._generated.api.metrics import list_namespaced_pod_metrics
-from k8s_metrics._generated.models import PodMetricsList
+from k8s_metrics.api.metrics import list_namespaced_pod_metrics
+from k8s_metrics.models import PodMetricsList
 
 def summary(result):
     assert isinstance(result, PodMetricsList), result
