@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pytest
 from e2ehelpers import (
+    AUTOSCALE_MILLICORES,
     STALE_FAULTS,
     ClusterHarness,
     GroundTruth,
@@ -176,11 +177,6 @@ def stale(clusters: Clusters) -> ClusterHarness:
 def kubectl(kubectl_binary: KubectlBinary, shared: ClusterHarness, e2e_root: Path) -> Kubectl:
     """The parametrized kubectl binary, against the shared cluster."""
     return Kubectl(kubectl_binary, shared.kubeconfig, e2e_root / "home" / kubectl_binary.label)
-
-
-# The autoscale cluster's workloads: pods of 1400m against a 1000m target are a ratio of 1.40 whichever
-# way the nanocores round, so two replicas want ceil(2.8) = 3.
-AUTOSCALE_MILLICORES = 1400
 
 
 def add_workloads(cluster: SimCluster) -> None:

@@ -16,8 +16,7 @@ from typing import Any
 
 import pytest
 import trio
-from conftest import AUTOSCALE_MILLICORES
-from e2ehelpers import ClusterHarness
+from e2ehelpers import AUTOSCALE_MILLICORES, ClusterHarness
 
 from k8s_metrics import PodUsage, open_async_metrics, open_metrics, open_scale
 
