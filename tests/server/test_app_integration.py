@@ -960,7 +960,7 @@ NOT_FOUND = "the server could not find the requested resource"
 NO_METHOD = "the server does not allow this method on the requested resource"
 FIELD_ERROR = "Forbidden: resourceVersionMatch is forbidden unless resourceVersion is provided"
 ERROR_CASES: list[tuple[str, str, list[tuple[str, str]], bytes]] = [
-    ("GET", "/nope", [], status(404, "NotFound", NOT_FOUND, {})),
+    ("GET", "/apis/metrics.k8s.io/nope", [], status(404, "NotFound", NOT_FOUND, {})),
     ("GET", f"{API}/unknown", [], status(404, "NotFound", NOT_FOUND, {})),
     (
         "GET",

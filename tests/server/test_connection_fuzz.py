@@ -108,7 +108,11 @@ class Target:
             try:
                 if self._health is None:
                     raw = socket.create_connection((self.host, self.port), timeout=IO_TIMEOUT)
-                    self._health = self.contexts["anonymous", "http/1.1"].wrap_socket(raw)
+                    try:
+                        self._health = self.contexts["anonymous", "http/1.1"].wrap_socket(raw)
+                    except OSError:
+                        raw.close()
+                        raise
                 self._health.sendall(HEALTH_REQUEST)
                 data = b""
                 while not data.endswith(HEALTH_RESPONSE_END):
@@ -154,22 +158,24 @@ def target(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequ
     stack.wait_ready()
     assert stack.cluster is not None
     target = Target(stack, stack.cluster)
-    yield target
-    total = sum(_count.values())
-    line = (
-        f"connection fuzz: {total} examples ({_count['http/1.1']} HTTP/1.1, {_count['h2']} HTTP/2), "
-        f"the same server answered /healthz after each; its counters: {target.connection_counters()}"
-    )
-    capture = request.config.pluginmanager.getplugin("capturemanager")
-    with capture.global_and_fixture_disabled():
-        print(f"\n{line}")
-    ran = [n for n in _count.values() if n]
-    assert all(n >= MIN_EXAMPLES // 2 for n in ran), line
-    # Contained is not the same as fine: an exception the server had to contain is a bug to fix.
-    assert "serving_connection_errors_total" not in line, line
-    assert target.healthy()
-    target.close()
-    stack.stop()
+    try:
+        yield target
+        total = sum(_count.values())
+        line = (
+            f"connection fuzz: {total} examples ({_count['http/1.1']} HTTP/1.1, {_count['h2']} HTTP/2), "
+            f"the same server answered /healthz after each; its counters: {target.connection_counters()}"
+        )
+        capture = request.config.pluginmanager.getplugin("capturemanager")
+        with capture.global_and_fixture_disabled():
+            print(f"\n{line}")
+        ran = [n for n in _count.values() if n]
+        assert all(n >= MIN_EXAMPLES // 2 for n in ran), line
+        # Contained is not the same as fine: an exception the server had to contain is a bug to fix.
+        assert "serving_connection_errors_total" not in line, line
+        assert target.healthy()
+    finally:
+        target.close()
+        stack.stop()
     assert stack.serve_returned
 
 

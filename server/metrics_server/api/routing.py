@@ -28,6 +28,10 @@ slash merging off as well).
 `route(app, paths)` wraps the Quart app's `asgi_app`: it answers 404/405/the path list itself and
 passes the rest on with `scope["path"]` canonical (and the method GET for the mux). Runs after
 authentication and authorization, which see the request as sent, as in the library.
+
+The `Host` header plays no part in routing here (nor anywhere in the API). werkzeug, binding its
+URL map, IDNA-encodes it and raises outside any handler when it cannot (a label over 63 bytes):
+the request would fail with 500 where Go serves it. Such a `Host` is left out of what Quart sees.
 """
 
 from __future__ import annotations
@@ -130,6 +134,18 @@ def resolve(method: str, path: str, mux: frozenset[str], listing: bytes) -> Answ
     return Answer(200 if path in _INDEX else 404, listing)
 
 
+def _idna_ok(headers: Iterable[tuple[bytes, bytes]]) -> bool:
+    """Whether werkzeug can bind to the request's `Host` (`Map.bind`: the part before any `:`
+    must IDNA-encode)."""
+    for name, value in headers:
+        if name == b"host":
+            try:
+                value.decode("latin-1").partition(":")[0].encode("idna")
+            except UnicodeError:
+                return False
+    return True
+
+
 def route(asgi_app: Any, paths: Sequence[str]) -> Any:
     """Wrap a Quart `asgi_app` with `resolve` (`paths`: `registered_paths(...)`)."""
     mux = frozenset(p for p in paths if not _restful(p))
@@ -147,12 +163,15 @@ def route(asgi_app: Any, paths: Sequence[str]) -> Any:
             await send({"type": "http.response.start", "status": answer.status, "headers": headers})
             await send({"type": "http.response.body", "body": b"" if method == "HEAD" else body})
             return
-        if answer.path != scope["path"] or answer.as_get:
+        bad_host = not _idna_ok(scope["headers"])
+        if answer.path != scope["path"] or answer.as_get or bad_host:
             scope = dict(scope)
             scope["path"] = answer.path
             scope.pop("raw_path", None)  # Quart routes on `path`; the original bytes no longer match it
             if answer.as_get:
                 scope["method"] = "GET"
+            if bad_host:
+                scope["headers"] = [(k, v) for k, v in scope["headers"] if k != b"host"]
         await asgi_app(scope, receive, send)
 
     return routed
