@@ -35,7 +35,7 @@ Internals relied on (checked by `install()`, and end to end by tests/server/auth
 attribute `hypercorn.trio.run.TCPServer`, its constructor signature, its `stream`, `config`,
 `state`, `context` and `idle_task` attributes (the idle task is only ever driven through
 `restart(task_group, action)` and `stop()`), `protocol_send`, `_initiate_server_close`, `_close`,
-`_read_data`, `MAX_RECV`, the task group's `spawn`, and the `H11Protocol`/`H2Protocol`
+`_read_data`, `MAX_RECV`, the task group's `spawn` and `_nursery`, and the `H11Protocol`/`H2Protocol`
 constructors (`auth.connection`).
 """
 
@@ -84,6 +84,8 @@ _EXPECTED_METHODS = (
     (TaskGroup, "spawn"),
 )
 _TLS_VERSIONS = {"TLSv1.2": 0x0303, "TLSv1.3": 0x0304}
+_TASK_GROUP_NURSERY = "_nursery"
+"""hypercorn's `TaskGroup` keeps its trio nursery here (checked by `install()`)."""
 
 
 class TLSContextSource(Protocol):
@@ -248,6 +250,12 @@ class PeerCertTCPServer(TCPServer):
                 await self.protocol.initiate()
                 await self.idle_task.restart(task_group, self._idle_timeout)
                 await self._read_data()
+                # Nothing more comes in: the peer is gone or the connection closed. Whatever still
+                # runs for it (requests, the idle timer) has nobody to answer: end it, as Go cancels
+                # a request's context when its connection closes. (hypercorn's h2 would otherwise
+                # wait forever for a response finished after the close to drain, holding the
+                # task and the socket: `_TASK_GROUP_NURSERY`.)
+                getattr(task_group, _TASK_GROUP_NURSERY).cancel_scope.cancel()
         except OSError:
             pass
         finally:
@@ -270,9 +278,6 @@ class PeerCertTCPServer(TCPServer):
             if not data:
                 break
         await self.protocol.handle(Closed())
-        # The peer is gone: end the idle task too, so the connection closes now rather than at
-        # the keep-alive timeout (hypercorn's own idle task keeps it open until then).
-        timer.closed()
 
     def head_in_progress(self) -> bool:
         protocol = getattr(self, "protocol", None)
@@ -323,6 +328,8 @@ def install() -> None:
     for owner, name in _EXPECTED_METHODS:
         if not callable(getattr(owner, name, None)):
             raise ShimError(f"hypercorn {owner.__name__}.{name} is missing")
+    if _TASK_GROUP_NURSERY not in TaskGroup().__dict__:
+        raise ShimError(f"hypercorn TaskGroup has no {_TASK_GROUP_NURSERY} attribute")
     hypercorn_run.TCPServer = PeerCertTCPServer  # type: ignore[attr-defined]
 
 

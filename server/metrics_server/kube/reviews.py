@@ -76,23 +76,32 @@ V = TypeVar("V")
 
 
 class _Flight(Generic[V]):
-    __slots__ = ("done", "error", "event", "value")
+    __slots__ = ("crash", "done", "error", "event", "value")
 
     def __init__(self) -> None:
         self.event = trio.Event()
         self.done = False
         self.value: V | None = None
         self.error: ReviewError | None = None
+        self.crash: Exception | None = None
 
 
 class CollapsingTTLCache(Generic[K, V]):
     """An LRU cache with per-entry expiry, plus single-flight fetching.
 
     `get(key, fetch)` returns a fresh cached value, or joins the fetch already running for `key`,
-    or runs `fetch()` itself. `fetch` returns (value, ttl); ttl <= 0 means "do not cache".
-    A `ReviewError` from the fetch reaches every waiter and is not cached; if the fetching task
-    is cancelled, a waiter takes over and fetches again. `cacheable=False` bypasses the cache
-    but still collapses.
+    or starts `fetch()`. `fetch` returns (value, ttl); ttl <= 0 means "do not cache". A
+    `ReviewError` from the fetch reaches every waiter (as a `ReviewError` of the same text) and
+    is not cached; any other exception reaches every waiter as it is.
+
+    The fetch runs in a trio system task, not in the task that started it: a request whose client
+    goes away (the serving layer then cancels it) does not cancel a review other requests may be
+    waiting for, nor interrupt it halfway (httpx/httpcore leave the socket of a connection
+    cancelled in its TLS handshake unclosed). The library does the same: its token cache calls
+    the webhook with a context that the request's cancellation does not reach. Each fetch is
+    bounded by its own timeouts and retries; system tasks end with the trio run. A fetch
+    cancelled all the same (the run ending) leaves its waiters to start another.
+    `cacheable=False` bypasses the cache but still collapses.
     """
 
     def __init__(self, max_entries: int, clock: Callable[[], float]) -> None:
@@ -131,26 +140,30 @@ class CollapsingTTLCache(Generic[K, V]):
         while True:
             flight = self._flights.get(key)
             if flight is None:
-                return await self._lead(key, fetch, cacheable)
+                flight = self._flights[key] = _Flight()
+                trio.lowlevel.spawn_system_task(self._fly, key, flight, fetch, cacheable, name="review")
             await flight.event.wait()
             if flight.done:
                 return flight.value  # type: ignore[return-value]
             if flight.error is not None:
                 raise ReviewError(str(flight.error)) from flight.error
-            # the leader was cancelled: try again, perhaps as the new leader
+            if flight.crash is not None:
+                raise flight.crash
+            # the fetch was cancelled: try again
 
-    async def _lead(self, key: K, fetch: Callable[[], Awaitable[tuple[V, float]]], cacheable: bool) -> V:
-        flight: _Flight[V] = _Flight()
-        self._flights[key] = flight
+    async def _fly(
+        self, key: K, flight: _Flight[V], fetch: Callable[[], Awaitable[tuple[V, float]]], cacheable: bool
+    ) -> None:
+        """The system task of one fetch: it records the outcome and never raises (but Cancelled)."""
         try:
             value, ttl = await fetch()
             flight.value, flight.done = value, True
             if cacheable and ttl > 0:
                 self._store(key, value, ttl)
-            return value
         except ReviewError as exc:
             flight.error = exc
-            raise
+        except Exception as exc:  # a bug: every waiter gets it; a system task must not raise it
+            flight.crash = exc
         finally:
             del self._flights[key]
             flight.event.set()

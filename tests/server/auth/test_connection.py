@@ -36,8 +36,19 @@ HEADER_TIMEOUT = 32.0
 AUTOJUMP_THRESHOLD = 0.1
 
 
+@dataclass
+class Pending:
+    """`/pending` requests: started when they reach the app, cancelled when the app was cancelled."""
+
+    started: trio.Event
+    cancelled: trio.Event
+
+
+PENDING = Pending(trio.Event(), trio.Event())
+
+
 async def app(scope: Scope, receive: Receive, send: Send) -> None:
-    """Echoes `<method> <path> <http version>`; `/boom` raises."""
+    """Echoes `<method> <path> <http version>`; `/boom` raises; `/pending` never answers."""
     if scope["type"] == "lifespan":
         while (await receive())["type"] != "lifespan.shutdown":
             await send({"type": "lifespan.startup.complete"})
@@ -45,6 +56,12 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
         return
     if scope["path"] == "/boom":
         raise RuntimeError("the app broke")
+    if scope["path"] == "/pending":
+        PENDING.started.set()
+        try:
+            await trio.sleep_forever()
+        finally:
+            PENDING.cancelled.set()
     body = f"{scope['method']} {scope['path']} {scope['http_version']}".encode()
     headers = [(b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": 200, "headers": headers})
@@ -218,6 +235,24 @@ async def test_disabled_http2_serving_negotiates_http1_only(nursery: trio.Nurser
     async with httpx.AsyncClient(verify=served.pki.client_context(), http2=True, trust_env=False) as client:
         response = await client.get(served.url + "/x")
     assert (response.http_version, response.text) == ("HTTP/1.1", "GET /x 1.1")
+
+
+@pytest.mark.parametrize("http2", [False, True], ids=["http1", "h2"])
+async def test_a_request_whose_client_left_is_cancelled(served: Served, http2: bool) -> None:
+    """Go cancels a request's context when its connection closes. Without that, hypercorn's h2
+    kept the connection task (and socket) forever once a response finished after the close."""
+    PENDING.started, PENDING.cancelled = trio.Event(), trio.Event()
+    ctx = served.pki.client_context()
+    async with (
+        httpx.AsyncClient(verify=ctx, http2=http2, trust_env=False) as client,
+        trio.open_nursery() as nursery,
+    ):
+        nursery.start_soon(client.get, served.url + "/pending")
+        await PENDING.started.wait()
+        nursery.cancel_scope.cancel()  # the client gives up: httpx closes the connection
+    with trio.fail_after(30):  # guards a hang; the cancellation follows the close at once
+        await PENDING.cancelled.wait()
+    assert await healthy(served)
 
 
 # --- containment ---------------------------------------------------------------------------------

@@ -287,41 +287,53 @@ async def test_cache_is_bounded_lru(autojump_clock: trio.testing.MockClock) -> N
     assert calls == ["a", "b", "c", "b"]
 
 
-async def test_waiters_take_over_when_the_leader_is_cancelled() -> None:
+async def test_a_requester_that_leaves_does_not_cancel_the_review() -> None:
+    """The first requester is cancelled (its client went away) while its review runs: the review
+    goes on, the second requester gets its answer, and the answer is cached."""
     cache: CollapsingTTLCache[str, str] = CollapsingTTLCache(10, trio.current_time)
     release = trio.Event()
     calls = 0
+    finished: list[str] = []
 
     async def fetch() -> tuple[str, float]:
         nonlocal calls
         calls += 1
-        if calls == 1:
-            await trio.sleep_forever()
         await release.wait()
+        finished.append("fetch")
         return "value", 10.0
 
     results: list[str] = []
+    first_scope = trio.CancelScope()
 
-    async def follower() -> None:
-        results.append(await cache.get("k", fetch))
-
-    leader_scope = trio.CancelScope()
-
-    async def leader() -> None:
-        with leader_scope:
+    async def first() -> None:
+        with first_scope:
             await cache.get("k", fetch)
 
+    async def second() -> None:
+        results.append(await cache.get("k", fetch))
+
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(leader)
-        await trio.testing.wait_all_tasks_blocked()  # the leader is inside fetch
-        nursery.start_soon(follower)
-        await trio.testing.wait_all_tasks_blocked()  # the follower waits for the leader
-        leader_scope.cancel()
-        await trio.testing.wait_all_tasks_blocked()  # the follower fetches itself
-        assert calls == 2
+        nursery.start_soon(first)
+        await trio.testing.wait_all_tasks_blocked()  # the review is running
+        nursery.start_soon(second)
+        await trio.testing.wait_all_tasks_blocked()  # the second requester joined it
+        first_scope.cancel()
+        await trio.testing.wait_all_tasks_blocked()
+        assert (calls, finished) == (1, [])  # not cancelled, not restarted
         release.set()
-    assert results == ["value"]
-    assert calls == 2
+    assert results == ["value"] and finished == ["fetch"]
+    assert await cache.get("k", fetch) == "value" and calls == 1  # cached
+
+
+async def test_an_unexpected_fetch_error_reaches_the_requester() -> None:
+    cache: CollapsingTTLCache[str, str] = CollapsingTTLCache(10, trio.current_time)
+
+    async def fetch() -> tuple[str, float]:
+        raise KeyError("a bug")
+
+    with pytest.raises(KeyError, match="a bug"):
+        await cache.get("k", fetch)
+    assert len(cache) == 0
 
 
 def test_options_validation_names_the_flag() -> None:
