@@ -42,6 +42,14 @@ async def read_head(stream: trio.SSLStream[trio.SocketStream]) -> tuple[dict[str
     return headers, rest
 
 
+async def read_body(stream: trio.SSLStream[trio.SocketStream]) -> bytes:
+    """A whole response body sized by its Content-Length."""
+    headers, body = await read_head(stream)
+    while len(body) < int(headers["content-length"]):
+        body += await stream.receive_some()
+    return body
+
+
 async def read_until_closed(stream: trio.SSLStream[trio.SocketStream]) -> tuple[bytes, str]:
     """Everything until the end, and how it ended: `eof` or `reset`."""
     data = b""
@@ -125,9 +133,7 @@ async def test_badvalues_in_prometheus_text(cluster: SimCluster) -> None:
     cluster.set_fault(node, "badvalues")
     async with await open_kubelet(cluster, node) as stream:
         await stream.send_all(request(cluster, "/metrics/resource"))
-        headers, body = await read_head(stream)
-        while len(body) < int(headers["content-length"]):
-            body += await stream.receive_some()
+        body = await read_body(stream)
     samples = [line for line in body.decode().splitlines() if line and not line.startswith("#")]
     values = [line.split(" ")[1] for line in samples if "scrape_error" not in line]
     assert values[:6] == ["NaN", "-1", "+Inf", "NaN", "-1", "+Inf"]
@@ -140,9 +146,7 @@ async def test_badvalues_in_the_summary(cluster: SimCluster) -> None:
     cluster.set_fault(node, "badvalues")
     async with await open_kubelet(cluster, node) as stream:
         await stream.send_all(request(cluster, "/stats/summary?only_cpu_and_memory=true"))
-        headers, body = await read_head(stream)
-        while len(body) < int(headers["content-length"]):
-            body += await stream.receive_some()
+        body = await read_body(stream)
     doc = orjson.loads(body)
     assert doc["node"]["cpu"]["usageCoreNanoSeconds"] < 0
     assert doc["node"]["memory"]["workingSetBytes"] < 0
@@ -154,7 +158,5 @@ async def test_a_body_fault_touches_no_other_node(cluster: SimCluster) -> None:
     cluster.set_fault(faulty, "reset")
     async with await open_kubelet(cluster, other) as stream:
         await stream.send_all(request(cluster, "/metrics/resource"))
-        headers, body = await read_head(stream)
-        while len(body) < int(headers["content-length"]):
-            body += await stream.receive_some()
+        body = await read_body(stream)
     assert body == cluster.kubelets.kubelet(other).renderer.metrics_resource(cluster.now_ns())
