@@ -212,12 +212,12 @@ def test_strict_validation_rejects_an_unknown_field() -> None:
 @pytest.mark.parametrize("name", KUSTOMIZATIONS)
 def test_deployment_args_parse_with_the_servers_parser(name: str) -> None:
     options = rendered(name).options()
-    assert options.cert_dir == "/tmp"
-    assert options.secure_port == 10250
-    assert options.kubelet_preferred_address_types == ("InternalIP", "ExternalIP", "Hostname")
-    assert options.kubelet_use_node_status_port is True
-    assert options.metric_resolution_ns == 15 * NS_PER_SECOND
-    assert options.kubelet_insecure_tls is (name == "kubelet-insecure-tls")
+    assert options.serving.cert_dir == "/tmp"
+    assert options.serving.secure_port == 10250
+    assert options.kubelet.preferred_address_types == ("InternalIP", "ExternalIP", "Hostname")
+    assert options.kubelet.use_node_status_port is True
+    assert options.server.metric_resolution_ns == 15 * NS_PER_SECOND
+    assert options.kubelet.insecure_tls is (name == "kubelet-insecure-tls")
     assert options.ignored_flags == ()
 
 
@@ -226,14 +226,16 @@ def test_ports_and_probes_match_the_server(name: str) -> None:
     r = rendered(name)
     options = r.options()
     container = r.server_container
-    assert container["ports"] == [{"name": "https", "containerPort": options.secure_port, "protocol": "TCP"}]
+    assert container["ports"] == [
+        {"name": "https", "containerPort": options.serving.secure_port, "protocol": "TCP"}
+    ]
     for probe, path in (("readinessProbe", "/readyz"), ("livenessProbe", "/livez")):
         assert container[probe]["httpGet"] == {"path": path, "port": "https", "scheme": "HTTPS"}
         # Probes carry no credentials: the path must be served without authorization.
-        assert path in options.authorization_always_allow_paths
+        assert path in options.authorization.always_allow_paths
     # A cert dir the container can write: the emptyDir mount.
     volumes = {v["name"]: v for v in r.deployment["spec"]["template"]["spec"]["volumes"]}
-    [mount] = [m for m in container["volumeMounts"] if m["mountPath"] == options.cert_dir]
+    [mount] = [m for m in container["volumeMounts"] if m["mountPath"] == options.serving.cert_dir]
     assert volumes[mount["name"]] == {"name": mount["name"], "emptyDir": {}}
 
 
