@@ -223,16 +223,23 @@ async def serve(
                 nursery.start_soon(_stop_on_signals, stop)
             task_status.started(urls)
             await stop.wait()
-            log.info("Shutting down: readyz fails from now on, open requests may finish")
-            shutting_down.set()
-            # --shutdown-delay-duration: keep serving (readyz failing) so that load balancers and
-            # the aggregator stop sending requests before the listener closes.
-            await trio.sleep(options.generic.shutdown_delay_ns / NS_PER_SECOND)
-            stop_serving.set()
+            await begin_shutdown(shutting_down, stop_serving, options.generic.shutdown_delay_ns)
             # hypercorn stops accepting, lets open requests finish (bounded by the serving
             # config's graceful timeout), then returns; only then are caches and scraping stopped.
             await serving_done.wait()
             nursery.cancel_scope.cancel()
+
+
+async def begin_shutdown(shutting_down: trio.Event, stop_serving: trio.Event, delay_ns: int) -> None:
+    """Fail /readyz at once; close the listener `delay_ns` later (--shutdown-delay-duration), so
+    that load balancers and the aggregator stop sending requests first; open requests then finish
+    (bounded by the serving config's graceful timeout)."""
+    log.info("Shutting down: readyz fails from now on, open requests may finish")
+    shutting_down.set()
+    if delay_ns > 0:
+        log.info("Serving on during --shutdown-delay-duration", extra={"delay_s": delay_ns / NS_PER_SECOND})
+        await trio.sleep(delay_ns / NS_PER_SECOND)
+    stop_serving.set()
 
 
 def _with_auth(config: KubeletClientConfig, auth: httpx.Auth | None) -> KubeletClientConfig:

@@ -18,8 +18,11 @@ from pathlib import Path
 from typing import ClassVar
 
 import pytest
+import trio
+import trio.testing
 
 from metrics_server import cli, logs
+from metrics_server.app import begin_shutdown
 from metrics_server.auth.hsts import HEADER, hsts_problem, with_hsts
 from metrics_server.flagset import (
     FILE,
@@ -409,3 +412,19 @@ def test_logging_format_and_verbosity() -> None:
         cli.parse_options(["--logging-format=xml"])
     assert cli.parse_options(["-v", "4"]).logging.verbosity == 4
     assert cli.parse_options(["--v=6"]).logging.verbosity == 6
+
+
+async def test_shutdown_delay_fails_readyz_first_then_closes_the_listener(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    shutting_down, stop_serving = trio.Event(), trio.Event()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(begin_shutdown, shutting_down, stop_serving, 15 * NS_PER_SECOND)
+        await trio.testing.wait_all_tasks_blocked()
+        start = trio.current_time()
+        assert shutting_down.is_set() and not stop_serving.is_set()
+        await stop_serving.wait()
+        assert trio.current_time() - start == 15
+    shutting_down, stop_serving = trio.Event(), trio.Event()
+    await begin_shutdown(shutting_down, stop_serving, 0)
+    assert shutting_down.is_set() and stop_serving.is_set()
