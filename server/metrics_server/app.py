@@ -37,6 +37,7 @@ from metrics_server.auth.authz import Authorizer
 from metrics_server.auth.errors import AuthError
 from metrics_server.auth.hsts import with_hsts
 from metrics_server.auth.middleware import AuthMiddleware
+from metrics_server.auth.requestmetrics import RequestMetrics
 from metrics_server.auth.serving import ServingConfig, serve_https
 from metrics_server.health import HealthChecks
 from metrics_server.kube.authconfig import AuthenticationConfigSource, AuthenticationOptions
@@ -44,6 +45,7 @@ from metrics_server.kube.caches import KubeCaches
 from metrics_server.kube.connection import load_connection, make_api_client
 from metrics_server.kube.errors import KubeError
 from metrics_server.kube.informer import InformerConfig
+from metrics_server.kube.restmetrics import RestClientMetrics
 from metrics_server.kube.reviews import AccessReviewer, ReviewCacheOptions, TokenReviewer
 from metrics_server.options import NS_PER_SECOND, Options
 from metrics_server.scrape.config import KubeletClientConfig
@@ -140,14 +142,17 @@ async def serve(
         authz_conn = await trio.to_thread.run_sync(
             partial(load_connection, options.authorization.kubeconfig, flag="--authorization-kubeconfig")
         )
+    registry, make_metrics = _registry()
+    rest_metrics = RestClientMetrics(registry)
+    request_metrics = RequestMetrics(registry)
     kubelet_config = c.kubelet
     if kubelet_config.auth is None and not kubelet_config.deprecated_completely_insecure:
         kubelet_config = _with_auth(kubelet_config, apiserver.auth)
 
     async with (
-        make_api_client(apiserver) as api,
-        _client_for(authn_conn, apiserver, api) as authn_api,
-        _client_for(authz_conn, apiserver, api) as authz_api,
+        make_api_client(apiserver, metrics=rest_metrics) as api,
+        _client_for(authn_conn, apiserver, api, rest_metrics) as authn_api,
+        _client_for(authz_conn, apiserver, api, rest_metrics) as authz_api,
         KubeletClient(kubelet_config, ssl_context=kubelet_ssl_context(kubelet_config, apiserver)) as kubelets,
     ):
         caches = KubeCaches(api, c.informer)
@@ -162,7 +167,6 @@ async def serve(
         storage = Storage(
             staleness_ns=options.server.staleness_ns, resolution_ns=options.server.metric_resolution_ns
         )
-        registry, make_metrics = _registry()
         metrics = make_metrics(c.resolution_s)
         scraper = Scraper(
             kubelets,
@@ -191,7 +195,7 @@ async def serve(
             observe_freshness=metrics.observe_freshness,
         )
         served = with_hsts(
-            AuthMiddleware(cast(ASGIApp, app), authenticator, authorizer),
+            AuthMiddleware(cast(ASGIApp, app), authenticator, authorizer, request_metrics),
             options.generic.strict_transport_security_directives,
         )
         handle_signals = stop is None
@@ -260,9 +264,12 @@ class _Borrowed:
 
 
 def _client_for(
-    conn: ClusterConnection, apiserver: ClusterConnection, shared: httpx.AsyncClient
+    conn: ClusterConnection,
+    apiserver: ClusterConnection,
+    shared: httpx.AsyncClient,
+    metrics: RestClientMetrics,
 ) -> httpx.AsyncClient | _Borrowed:
-    return _Borrowed(shared) if conn is apiserver else make_api_client(conn)
+    return _Borrowed(shared) if conn is apiserver else make_api_client(conn, metrics=metrics)
 
 
 async def _scrape_when_synced(

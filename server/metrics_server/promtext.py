@@ -204,3 +204,92 @@ def _join(families: Iterable[Metric]) -> bytes:
         else:
             out.append(generate_latest(_Single(metric)))
     return b"".join(out)
+
+
+class CounterVec:
+    """Counters by label values, rendered as client_golang writes them: labels in the order given
+    (callers give them sorted, as Go sorts), no `_created` series, the name exactly as given
+    (Go's `authentication_attempts` has no `_total`)."""
+
+    __slots__ = ("documentation", "label_names", "name", "series")
+
+    def __init__(self, name: str, documentation: str, label_names: Sequence[str]) -> None:
+        self.name = name
+        self.documentation = documentation
+        self.label_names = tuple(label_names)
+        self.series: dict[tuple[str, ...], int] = {}
+
+    def inc(self, values: tuple[str, ...], amount: int = 1) -> None:
+        self.series[values] = self.series.get(values, 0) + amount
+
+    def text(self) -> bytes:
+        lines = [header(self.name, self.documentation, "counter")]
+        for values in sorted(self.series):
+            lines.append(
+                f"{self.name}{{{_labels(self.label_names, values)}}} {go_count(self.series[values])}\n"
+            )
+        return "".join(lines).encode()
+
+    def family(self) -> RenderedFamily:
+        def build() -> Metric:
+            metric = Metric(self.name, self.documentation, "counter")
+            for values in sorted(self.series):
+                metric.add_sample(
+                    self.name, dict(zip(self.label_names, values, strict=True)), self.series[values]
+                )
+            return metric
+
+        return RenderedFamily(self.name, self.documentation, "counter", self.text, build)
+
+
+class HistogramVec:
+    """Histograms by label values, rendered as client_golang writes them (`le` after the labels)."""
+
+    __slots__ = ("bounds", "documentation", "label_names", "les", "name", "series")
+
+    def __init__(
+        self, name: str, documentation: str, label_names: Sequence[str], bounds: Sequence[float]
+    ) -> None:
+        self.name = name
+        self.documentation = documentation
+        self.label_names = tuple(label_names)
+        self.bounds = tuple(bounds)
+        self.les = (*(le_text(b) for b in self.bounds), "+Inf")
+        self.series: dict[tuple[str, ...], Histogram] = {}
+
+    def observe(self, values: tuple[str, ...], value: float) -> None:
+        hist = self.series.get(values)
+        if hist is None:
+            hist = self.series[values] = Histogram(self.bounds)
+        hist.observe(value)
+
+    def text(self) -> bytes:
+        name = self.name
+        lines = [header(name, self.documentation, "histogram")]
+        for values in sorted(self.series):
+            hist = self.series[values]
+            labels = _labels(self.label_names, values)
+            sep = "," if labels else ""
+            for le, count in zip(self.les, accumulate(hist.counts), strict=True):
+                lines.append(f'{name}_bucket{{{labels}{sep}le="{le}"}} {go_count(count)}\n')
+            braces = f"{{{labels}}}" if labels else ""
+            lines.append(f"{name}_sum{braces} {go_float(hist.total)}\n")
+            lines.append(f"{name}_count{braces} {go_count(hist.count)}\n")
+        return "".join(lines).encode()
+
+    def family(self) -> RenderedFamily:
+        def build() -> Metric:
+            metric = Metric(self.name, self.documentation, "histogram")
+            for values in sorted(self.series):
+                hist, labels = self.series[values], dict(zip(self.label_names, values, strict=True))
+                for le, count in zip(self.les, accumulate(hist.counts), strict=True):
+                    metric.add_sample(f"{self.name}_bucket", {**labels, "le": le}, count)
+                metric.add_sample(f"{self.name}_sum", labels, hist.total)
+                metric.add_sample(f"{self.name}_count", labels, hist.count)
+            return metric
+
+        return RenderedFamily(self.name, self.documentation, "histogram", self.text, build)
+
+
+def _labels(names: Sequence[str], values: Sequence[str]) -> str:
+    return ",".join(f'{n}="{label_value(v)}"' for n, v in zip(names, values, strict=True))

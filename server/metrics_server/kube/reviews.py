@@ -366,6 +366,6 @@ class AccessReviewer:
         if allowed and denied:
             logger.error("webhook subject access review returned both allow and deny response")
             allowed = False
-        decision = Decision(allowed=allowed, reason=reason)
+        decision = Decision(allowed=allowed, reason=reason, denied=denied and not allowed)
         ttl = self._options.authorized_ttl if allowed else self._options.unauthorized_ttl
         return decision, ttl
