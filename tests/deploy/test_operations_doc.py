@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from metrics_server import cli
+from metrics_server import app, cli
+from metrics_server.auth.requestmetrics import RequestMetrics
 from metrics_server.health import Check, HealthChecks
+from metrics_server.kube.restmetrics import RestClientMetrics
 from metrics_server.scrape.loop import TIMELY_FAILURE_MESSAGE
 
 REPO = Path(__file__).resolve().parents[2]
@@ -204,3 +206,32 @@ def test_internal_links_point_at_headings() -> None:
     links = set(re.findall(r"\]\(#([^)]+)\)", DOC))
     assert links
     assert links <= slugs, sorted(links - slugs)
+
+
+# --- monitoring
+
+
+def served_series() -> set[str]:
+    """Every family and sample name the server's /metrics has (registry as `app.serve` builds it)."""
+    registry, make_metrics = app._registry()
+    make_metrics(15.0)
+    RequestMetrics(registry)
+    RestClientMetrics(registry)
+    names: set[str] = set()
+    for family in registry.collect():
+        names.add(family.name)
+        names.update(f"{family.name}{suffix}" for suffix in ("_total", "_bucket", "_sum", "_count"))
+    return names
+
+
+def test_monitoring_queries_use_served_series() -> None:
+    section = DOC.split("\n## Monitoring\n", 1)[1].split("\n## ", 1)[0]
+    table = section.split("| Panel | Query | Alert when |", 1)[1]
+    used = set(
+        re.findall(
+            r"\b((?:metrics_server|apiserver|authentication|authorization|rest_client|process)_[a-z_]+)",
+            table,
+        )
+    )
+    assert len(used) >= 12
+    assert used <= served_series(), sorted(used - served_series())
