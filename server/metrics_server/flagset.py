@@ -13,6 +13,15 @@ and `--help` shows it as pflag does (`(default 10250)`). The class's `validate()
 own rules) runs after parsing; `cli.py` only lists the classes. So adding a flag is one field in
 the owning class, plus whatever the component does with it.
 
+To add a flag: add a field with `flag(...)` to the options class of the component that uses it
+(`scrape.config.KubeletClientConfig` for the kubelet client, `options.ServerOptions` for the
+server's own flags, `auth.servingoptions.SecureServingOptions` for serving, ...), put its rules
+in that class's `validate()` (raising an error whose `flag` names it), and use the field where
+the component is built. A new component's options class is added to `options.Options` (one
+field); `--help`, parsing, the docs table check (tests/deploy/test_operations_doc.py) and the
+walk over metrics-server's flags (tests/server/test_flags.py) pick it up from there. A flag of
+ours (not metrics-server's) also gets a row in docs/operations.md, status `extra`.
+
 A flag with `ignored="<what it would have done>"` is accepted (its value is still checked as
 metrics-server checks it) and reported once at start-up; `--help` marks it `[ignored]`.
 
