@@ -48,6 +48,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from k8s_metrics.durations import parse_duration_ns
 from k8s_metrics.quantity import parse_quantity
 
 NS_PER_SECOND: Final = 1_000_000_000
@@ -87,48 +88,6 @@ class FlagError(ValueError):
 
 
 # --- Go value syntax -----------------------------------------------------------------------------
-
-_DURATION_UNITS_NS = {
-    "ns": 1,
-    "us": 1_000,
-    "µs": 1_000,
-    "μs": 1_000,
-    "ms": 1_000_000,
-    "s": NS_PER_SECOND,
-    "m": 60 * NS_PER_SECOND,
-    "h": 3600 * NS_PER_SECOND,
-}
-_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
-
-
-def parse_duration_ns(text: str) -> int:
-    """Parse a Go duration string (`time.ParseDuration`) into integer nanoseconds.
-
-    Raises ValueError for anything Go would reject, e.g. `15` (no unit) or `1d`.
-    """
-    s = text.strip()
-    sign = 1
-    if s and s[0] in "+-":
-        sign = -1 if s[0] == "-" else 1
-        s = s[1:]
-    if s == "0":
-        return 0
-    if not s:
-        raise ValueError(f"invalid duration {text!r}")
-    total = 0
-    pos = 0
-    while pos < len(s):
-        m = _DURATION_PART.match(s, pos)
-        if m is None:
-            raise ValueError(f"invalid duration {text!r}")
-        number, unit = m.groups()
-        whole, _, frac = number.partition(".")
-        scale = _DURATION_UNITS_NS[unit]
-        total += int(whole or "0") * scale
-        if frac:
-            total += int(frac) * scale // 10 ** len(frac)
-        pos = m.end()
-    return sign * total
 
 
 def _parse_bool(text: str) -> bool:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from k8s_metrics.durations import parse_duration_ns
 from metrics_server.cli import NS_PER_SECOND, FlagError, main, parse_options
-from metrics_server.flagset import parse_duration_ns
 
 
 @pytest.mark.parametrize(
