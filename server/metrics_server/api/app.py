@@ -51,6 +51,7 @@ from metrics_server.api.discovery import GROUP, Document, build, if_none_match
 from metrics_server.api.openapi import V3_GV_PATH, OpenAPIDocs, SpecError, load_spec
 from metrics_server.api.params import OperationChecks, ParamError, compile_operations
 from metrics_server.api.podindex import PodIndexes, indexable
+from metrics_server.flagset import BOOL, METRICS_SERVER, flag
 from metrics_server.health import ROOTS, HealthChecks, HealthResponse
 from metrics_server.kube.objects import NodeInfo, NodeLister, PodInfo, PodLister
 from metrics_server.selectors import (
@@ -122,10 +123,22 @@ class ApiOptions:
     * `spec_text`: an OpenAPI document to use instead of the packaged one (tests).
     """
 
-    serve_swap: bool = False
+    serve_swap: bool = flag(
+        "--serve-swap",
+        BOOL,
+        "",
+        (
+            "Add swap usage to node and container metrics when kubelets report it (metrics-server never "
+            "serves swap)."
+        ),
+        group=METRICS_SERVER,
+    )
     node_selector: str = ""
     version: Mapping[str, str] = field(default_factory=default_version_info)
     spec_text: str | None = None
+
+    def validate(self) -> None:
+        """Nothing beyond the flag's syntax (`create_app` checks `node_selector`)."""
 
 
 def create_app(
