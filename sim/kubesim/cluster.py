@@ -155,6 +155,7 @@ class SimCluster:
         pod_churn_per_minute: float = 0.0,
         start_epoch_ns: int | None = None,
         send_remote_uid: bool = False,
+        deterministic: bool = False,
         on_ready: Callable[[SimCluster], Awaitable[None]] | None = None,
     ) -> None:
         if not host.startswith("127."):
@@ -172,6 +173,7 @@ class SimCluster:
             profile_kinds=tuple(profile_kinds),
             kubelet_format=kubelet_format,
             address_prefix=address_prefix,
+            deterministic=deterministic,
         )
         self.paths = StatePaths(Path(state_dir))
         self.host = host
