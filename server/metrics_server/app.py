@@ -32,6 +32,7 @@ import trio
 from k8s_metrics.kubeconfig import ClusterConnection
 from metrics_server import __version__
 from metrics_server.api.app import ApiOptions, create_app
+from metrics_server.api.filters import LibraryHeaders
 from metrics_server.auth.asgi import ASGIApp
 from metrics_server.auth.authn import Authenticator
 from metrics_server.auth.authz import Authorizer
@@ -228,7 +229,7 @@ async def serve(
             options=c.api,
             observe_freshness=metrics.observe_freshness,
         )
-        served = AuthMiddleware(cast(ASGIApp, app), authenticator, authorizer)
+        served = LibraryHeaders(AuthMiddleware(cast(ASGIApp, app), authenticator, authorizer))
         handle_signals = stop is None
         if stop is None:
             stop = trio.Event()

@@ -27,9 +27,13 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .clock import NS_PER_S
 from .profiles import MI, Profile
+
+if TYPE_CHECKING:
+    from .cluster import SimCluster
 
 EXACT_NANOCORES = 5**9
 """1953125 nanocores (~1.95 millicores): every deterministic CPU rate is a multiple of this."""
@@ -85,3 +89,80 @@ def random_linear(rng: random.Random, origin_ns: int, *, low: int = 1, high: int
 def system_linear(rng: random.Random, origin_ns: int) -> Linear:
     """A node's own usage (kubelet, runtime, OS) in the deterministic mode."""
     return Linear(origin_ns, units=rng.randrange(20, 130), memory=rng.randrange(300, 900) * MI)
+
+
+# --- the comparison workload ------------------------------------------------------------------
+
+GI = 1 << 30
+DIFF_NAMESPACES = ("diff-a", "diff-b")
+FAILING_FAULT = "error"
+
+
+@dataclass(frozen=True, slots=True)
+class Workload:
+    """What `comparison_workload` set up (names for the requests a comparison makes)."""
+
+    empty_node: str
+    """A node with no pods."""
+    failing_node: str
+    """A node whose kubelet answers 500: no metrics for it or its pods."""
+    pending_pod: tuple[str, str]
+    """A pod that is not running (namespace, name)."""
+    multi_pod: tuple[str, str]
+    """A running pod of three containers."""
+    init_pod: tuple[str, str]
+    """A running pod whose two init containers have completed."""
+
+
+def comparison_workload(cluster: SimCluster) -> Workload:
+    """Shape a deterministic cluster of >= 5 nodes for comparing servers (call before they start).
+
+    Adds pods with hand-picked usage and labels in `DIFF_NAMESPACES` (quantities in every canonical
+    form: `1`, `500m`, `15625u`, `1953125n`; `5Mi`, `3Gi`, `1000000`), empties the last node and
+    makes the next-to-last node's kubelet fail; the random pods stay in the other namespaces.
+    """
+    from .model import ContainerSpec  # the model imports this module
+
+    names = cluster.node_names()
+    if len(names) < 5:
+        raise ValueError("comparison_workload needs at least 5 nodes")
+    if not cluster.model.options.deterministic:
+        raise ValueError("comparison_workload needs a deterministic cluster")
+    n0, n1, n2, failing, empty = names[0], names[1], names[2], names[-2], names[-1]
+    for pod in cluster.pods(empty):
+        cluster.delete_pod(pod.namespace, pod.name)
+
+    def spec(name: str, units: int, memory: int) -> ContainerSpec:
+        return ContainerSpec(name, Linear(0, units=units, memory=memory))
+
+    a, b = DIFF_NAMESPACES
+    cluster.add_pod(
+        n0,
+        a,
+        "multi",
+        [spec("app", 512, 3 * GI), spec("sidecar", 256, 5 * MI), spec("log", 1, 1_000_000)],
+        labels={"app": "multi", "tier": "web", "env": "prod"},
+    )
+    cluster.add_pod(
+        n1,
+        a,
+        "init",
+        [spec("app", 8, 12345 * _PAGE)],
+        labels={"app": "init", "env": "staging"},
+        init_containers=("init-db", "init-cfg"),
+    )
+    cluster.add_pod(n2, a, "pending", [spec("app", 64, 64 * MI)], labels={"app": "multi"}, phase="Pending")
+    cluster.add_pod(n2, a, "solo", [spec("app", 64, 200 * MI)], labels={"app": "solo", "tier": "backend"})
+    for i, (node, env) in enumerate(((n0, "prod"), (n1, "staging"), (n2, "prod"))):
+        cluster.add_pod(
+            node,
+            b,
+            f"web-{i}",
+            [spec("web", 32 + 16 * i, (100 + i) * MI), spec("istio-proxy", 3, 40 * MI)],
+            labels={"app": "web", "tier": "frontend", "env": env, "index": str(i)},
+        )
+    cluster.add_pod(
+        failing, b, "on-failing-node", [spec("web", 10, 10 * MI)], labels={"app": "web", "env": "prod"}
+    )
+    cluster.set_fault(failing, FAILING_FAULT)
+    return Workload(empty, failing, (a, "pending"), (a, "multi"), (a, "init"))
