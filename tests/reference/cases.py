@@ -11,8 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
-from kubesim.deterministic import DIFF_NAMESPACES, Workload
 from refharness import ADMIN, JANE
+
+from kubesim.deterministic import DIFF_NAMESPACES, Workload
 
 API = "/apis/metrics.k8s.io/v1beta1"
 TABLE_V1 = "application/json;as=Table;v=v1;g=meta.k8s.io"
@@ -181,7 +182,14 @@ def content_cases(nodes: list[str]) -> list[Case]:
 def discovery_cases() -> list[Case]:
     out: list[Case] = []
     for path in ("/apis", "/apis/metrics.k8s.io", API, "/api", "/apis/metrics.k8s.io/v1"):
-        for accept in (None, "application/json", KUBECTL_127_DISCOVERY, KUBECTL_133_DISCOVERY, PROTOBUF, YAML):
+        for accept in (
+            None,
+            "application/json",
+            KUBECTL_127_DISCOVERY,
+            KUBECTL_133_DISCOVERY,
+            PROTOBUF,
+            YAML,
+        ):
             headers = {"Accept": accept} if accept else {}
             out.append(Case("discovery", path, headers))
     for accept in (V2, V2BETA1, AGGREGATOR_DISCOVERY, "text/html"):
@@ -210,7 +218,14 @@ def error_cases() -> list[Case]:
         Case("forbidden", "/readyz", who=JANE),
         Case("forbidden", f"{API}", who=JANE),
     ]
-    for path in (f"{API}/foo", f"{API}/namespaces/{a}/foo", "/apis/metrics.k8s.io/v2", "/foo", "/", "/apis/other"):
+    for path in (
+        f"{API}/foo",
+        f"{API}/namespaces/{a}/foo",
+        "/apis/metrics.k8s.io/v2",
+        "/foo",
+        "/",
+        "/apis/other",
+    ):
         out.append(Case("not found", path))
     for method in ("POST", "PUT", "PATCH", "DELETE"):
         out.append(Case("methods", f"{API}/nodes", method=method))
@@ -223,11 +238,23 @@ def error_cases() -> list[Case]:
     return out
 
 
+_BUILT_INS = (
+    "ping",
+    "log",
+    "poststarthook/max-in-flight-filter",
+    "poststarthook/storage-object-count-tracker-hook",
+)
 HEALTH_CHECKS = {
-    "healthz": ("ping", "log", "poststarthook/max-in-flight-filter", "poststarthook/storage-object-count-tracker-hook", "metadata-informer-sync"),
-    "livez": ("ping", "log", "poststarthook/max-in-flight-filter", "poststarthook/storage-object-count-tracker-hook", "metric-collection-timely", "metadata-informer-sync"),
-    "readyz": ("ping", "log", "poststarthook/max-in-flight-filter", "poststarthook/storage-object-count-tracker-hook", "metric-storage-ready", "metric-informer-sync", "metadata-informer-sync", "shutdown"),
-}  # fmt: skip
+    "healthz": (*_BUILT_INS, "metadata-informer-sync"),
+    "livez": (*_BUILT_INS, "metric-collection-timely", "metadata-informer-sync"),
+    "readyz": (
+        *_BUILT_INS,
+        "metric-storage-ready",
+        "metric-informer-sync",
+        "metadata-informer-sync",
+        "shutdown",
+    ),
+}
 """metrics-server v0.8.0's checks (its e2e test asserts these verbose bodies)."""
 
 
@@ -251,7 +278,7 @@ def openapi_cases() -> list[Case]:
     return [
         Case("openapi", "/openapi/v2"),
         Case("openapi", "/openapi/v3"),
-        Case("openapi", f"/openapi/v3/apis/metrics.k8s.io/v1beta1"),
+        Case("openapi", "/openapi/v3/apis/metrics.k8s.io/v1beta1"),
         Case("openapi", "/openapi/v3/apis"),
         Case("openapi", "/openapi/v3/apis/metrics.k8s.io"),
         Case("openapi", "/openapi/v3/version"),

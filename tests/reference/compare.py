@@ -198,10 +198,11 @@ def _containers_sorted(body: bytes, media: str) -> bytes | None:
 
 
 def unport(reply: Reply, port: int) -> Reply:
-    """`reply` with the server's own port (`:<port>` in `/apis`) masked."""
+    """`reply` with the server's own port (`:<port>` in `/apis`) masked, keeping its length (protobuf)."""
     if b"0.0.0.0/0" not in reply.body:
         return reply
-    return Reply(reply.status, reply.headers, reply.body.replace(f":{port}".encode(), b":<port>"))
+    digits = str(port).encode()
+    return Reply(reply.status, reply.headers, reply.body.replace(b":" + digits, b":" + b"P" * len(digits)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,6 +251,8 @@ class Tally:
     unexplained: list[str] = field(default_factory=list)
     resolved: list[str] = field(default_factory=list)
     """Pending differences (owned by another change) that no longer differ."""
+    notes: list[str] = field(default_factory=list)
+    """Facts measured on the way (family sets, how long a restarted pod stays hidden)."""
 
     @property
     def total(self) -> int:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import threading
@@ -165,9 +166,7 @@ class PairHarness:
         assert self.workload is not None
         failing = self.workload.failing_node
         nodes = {n for n in self.call(self.cluster.node_names) if n != failing}
-        pods = {
-            p.key for p in self.call(self.cluster.pods) if p.phase == "Running" and p.node != failing
-        }
+        pods = {p.key for p in self.call(self.cluster.pods) if p.phase == "Running" and p.node != failing}
         return nodes, pods
 
     def coverage(self, name: str) -> tuple[set[str], set[tuple[str, str]]]:
@@ -190,8 +189,7 @@ class PairHarness:
             time.sleep(0.5)
         raise HarnessError(
             f"{name} did not serve every node and pod within {READY_TIMEOUT_S:g}s: "
-            f"{len(seen[0])}/{len(expected[0])} nodes, {len(seen[1])}/{len(expected[1])} pods\n"
-            + self.logs()
+            f"{len(seen[0])}/{len(expected[0])} nodes, {len(seen[1])}/{len(expected[1])} pods\n" + self.logs()
         )
 
     def _check_alive(self) -> None:
@@ -203,7 +201,8 @@ class PairHarness:
 
     def logs(self) -> str:
         return "\n".join(
-            f"--- {s.name} ({s.log.name}) ---\n" + "\n".join(tail_lines(s.log, 25)) for s in self.servers.values()
+            f"--- {s.name} ({s.log.name}) ---\n" + "\n".join(tail_lines(s.log, 25))
+            for s in self.servers.values()
         )
 
     def stop(self) -> None:
@@ -258,12 +257,14 @@ class PairHarness:
         if client is None:
             paths = self.cluster.paths
             headers = [("X-Remote-User", who[0]), *(("X-Remote-Group", g) for g in who[1])]
+            # The servers' self-signed certificates are not verified (the aggregator's manifest
+            # says insecureSkipTLSVerify too); the front-proxy client certificate is presented.
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+            ctx.load_cert_chain(paths.front_proxy_client_cert, paths.front_proxy_client_key)
             client = httpx.Client(
-                base_url=self.servers[name].url,
-                verify=False,  # the servers' self-signed certificates; the aggregator skips it too
-                cert=(str(paths.front_proxy_client_cert), str(paths.front_proxy_client_key)),
-                headers=httpx.Headers(headers),
-                timeout=30.0,
+                base_url=self.servers[name].url, verify=ctx, headers=httpx.Headers(headers), timeout=30.0
             )
             self._clients[key] = client
         return client
