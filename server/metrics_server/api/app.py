@@ -48,7 +48,7 @@ from werkzeug.exceptions import HTTPException
 from metrics_server.api import listcache, protobuf, render, status, yamlenc
 from metrics_server.api import negotiate as neg
 from metrics_server.api.discovery import GROUP, Document, build, group_list, if_none_match
-from metrics_server.api.openapi import V3_GV_PATH, OpenAPIDocs, SpecError, load_spec
+from metrics_server.api.openapi import V3_PREFIX, OpenAPIDocs, SpecError, load_spec
 from metrics_server.api.params import OperationChecks, ParamError, compile_operations
 from metrics_server.api.podindex import PodIndexes, indexable
 from metrics_server.api.responses import encoded, index, status_response, without_content_type
@@ -256,16 +256,18 @@ def create_app(
     async def openapi_v3() -> Response:
         return _openapi(docs.v3_index, docs.v3_index_hash, immutable=False)
 
-    @app.route(V3_GV_PATH, methods=["GET"])
-    async def openapi_v3_gv() -> Response:
+    @app.route(f"{V3_PREFIX}<path:gv>", methods=["GET"])
+    async def openapi_v3_gv(gv: str) -> Response:
+        doc = docs.v3.get(gv)
+        if doc is None:  # kube-openapi's handler3 answers an unknown group-version with an empty 200
+            return without_content_type(Response(b"", status=200))
+        body, digest = doc
         wanted = request.args.get("hash")
-        if wanted and wanted != docs.v3_hash:
-            location = f"{V3_GV_PATH}?hash={docs.v3_hash}"
-            body = f'<a href="{location}">Moved Permanently</a>.\n\n'
-            return Response(
-                body, status=301, headers={"Location": location}, content_type="text/html; charset=utf-8"
-            )
-        return _openapi(docs.v3_body, docs.v3_hash, immutable=bool(wanted))
+        if wanted and wanted != digest:
+            location = f"{V3_PREFIX}{gv}?hash={digest}"
+            headers = {"Location": location, "ETag": f'"{digest}"', "Vary": "Accept"}
+            return Response(b"", status=301, headers=headers, content_type="application/json")
+        return _openapi(body, digest, immutable=bool(wanted))
 
     # --- health, metrics ------------------------------------------------------------------
 
