@@ -464,11 +464,16 @@ class Metrics(_Base[CpuT]):
         or has no metrics yet."""
         return self._run(self._calls.pod(namespace, name))  # type: ignore[no-any-return]
 
-    def get_json(self, path: str, params: Mapping[str, str] | None = None) -> Any:
+    def get_json(
+        self, path: str, params: Mapping[str, str] | None = None, headers: Mapping[str, str] | None = None
+    ) -> Any:
         """GET any API path on the same connection (for example ``/api/v1/nodes`` for allocatable) and return
         the decoded JSON. Errors are raised as for the metrics calls."""
         return _guard(
-            lambda: _json_result(self.client.get_httpx_client().get(path, params=params), path), path
+            lambda: _json_result(
+                self.client.get_httpx_client().get(path, params=params, headers=headers), path
+            ),
+            path,
         )
 
     def _run(self, call: _Call) -> Any:
@@ -518,11 +523,14 @@ class AsyncMetrics(_Base[CpuT]):
         """See :meth:`Metrics.pod`."""
         return await self._run(self._calls.pod(namespace, name))  # type: ignore[no-any-return]
 
-    async def get_json(self, path: str, params: Mapping[str, str] | None = None) -> Any:
+    async def get_json(
+        self, path: str, params: Mapping[str, str] | None = None, headers: Mapping[str, str] | None = None
+    ) -> Any:
         """See :meth:`Metrics.get_json`."""
 
         async def request() -> Any:
-            return _json_result(await self.client.get_async_httpx_client().get(path, params=params), path)
+            client = self.client.get_async_httpx_client()
+            return _json_result(await client.get(path, params=params, headers=headers), path)
 
         return await _aguard(request, path)
 

@@ -6,6 +6,8 @@ from typing import Any, TypeVar
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
+from ..types import UNSET, Unset
+
 T = TypeVar("T", bound="VersionInfo")
 
 
@@ -17,23 +19,23 @@ class VersionInfo:
         major (str):
         minor (str):
         git_version (str):
-        git_commit (str):
-        git_tree_state (str):
-        build_date (str):
-        go_version (str):
-        compiler (str):
-        platform (str):
+        git_commit (str | Unset):
+        git_tree_state (str | Unset):
+        build_date (str | Unset):
+        go_version (str | Unset):
+        compiler (str | Unset):
+        platform (str | Unset):
     """
 
     major: str
     minor: str
     git_version: str
-    git_commit: str
-    git_tree_state: str
-    build_date: str
-    go_version: str
-    compiler: str
-    platform: str
+    git_commit: str | Unset = UNSET
+    git_tree_state: str | Unset = UNSET
+    build_date: str | Unset = UNSET
+    go_version: str | Unset = UNSET
+    compiler: str | Unset = UNSET
+    platform: str | Unset = UNSET
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -62,14 +64,20 @@ class VersionInfo:
                 "major": major,
                 "minor": minor,
                 "gitVersion": git_version,
-                "gitCommit": git_commit,
-                "gitTreeState": git_tree_state,
-                "buildDate": build_date,
-                "goVersion": go_version,
-                "compiler": compiler,
-                "platform": platform,
             }
         )
+        if git_commit is not UNSET:
+            field_dict["gitCommit"] = git_commit
+        if git_tree_state is not UNSET:
+            field_dict["gitTreeState"] = git_tree_state
+        if build_date is not UNSET:
+            field_dict["buildDate"] = build_date
+        if go_version is not UNSET:
+            field_dict["goVersion"] = go_version
+        if compiler is not UNSET:
+            field_dict["compiler"] = compiler
+        if platform is not UNSET:
+            field_dict["platform"] = platform
 
         return field_dict
 
@@ -82,17 +90,17 @@ class VersionInfo:
 
         git_version = d.pop("gitVersion")
 
-        git_commit = d.pop("gitCommit")
+        git_commit = d.pop("gitCommit", UNSET)
 
-        git_tree_state = d.pop("gitTreeState")
+        git_tree_state = d.pop("gitTreeState", UNSET)
 
-        build_date = d.pop("buildDate")
+        build_date = d.pop("buildDate", UNSET)
 
-        go_version = d.pop("goVersion")
+        go_version = d.pop("goVersion", UNSET)
 
-        compiler = d.pop("compiler")
+        compiler = d.pop("compiler", UNSET)
 
-        platform = d.pop("platform")
+        platform = d.pop("platform", UNSET)
 
         version_info = cls(
             major=major,
