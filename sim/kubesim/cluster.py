@@ -44,6 +44,7 @@ from .pki import CertificateAuthority
 from .policy import Policy
 from .profiles import PROFILE_KINDS
 from .store import Store
+from .workloads import Workloads
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -288,6 +289,7 @@ class SimCluster:
             clock,
             bookmark_interval_s=self._bookmark_interval_s,
             control=control_handler(model, aggregator, store),
+            workloads=Workloads(model, store),
         )
         kubelets = KubeletFleet(
             model,
@@ -414,6 +416,12 @@ class SimCluster:
     @property
     def apiserver(self) -> ApiServer:
         return self._require(self._apiserver)
+
+    @property
+    def workloads(self) -> Workloads:
+        """Deployments, StatefulSets and ReplicaSets: ``workloads.add(...)``, ``workloads.scale(...)``."""
+        workloads = self._require(self._apiserver).workloads
+        return self._require(workloads)
 
     @property
     def kubelets(self) -> KubeletFleet:

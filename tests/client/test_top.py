@@ -32,7 +32,7 @@ from usage_cluster import (
 )
 
 from k8s_metrics.tabwriter import tabwrite
-from k8s_metrics.top import format_go_duration, main, render_nodes
+from k8s_metrics.top import main, render_nodes
 from k8s_metrics.usage import NodeUsage
 from kubesim import SimCluster
 
@@ -353,20 +353,6 @@ def test_percentages_truncate_like_go() -> None:
     zero = render_nodes([node_usage(0, 0)], {"n": {"cpu": Decimal(0)}}, no_headers=True)  # zero allocatable
     assert zero == "n     0m    0%    0Mi   \n"
     assert render_nodes([], allocatable) == ""
-
-
-def test_go_duration_strings() -> None:
-    td = datetime.timedelta
-    cases = {
-        td(0): "0s",
-        td(microseconds=1): "1µs",
-        td(microseconds=1500): "1.5ms",
-        td(seconds=59, microseconds=123456): "59.123456s",
-        td(minutes=1): "1m0s",
-        td(days=3, minutes=3, seconds=0.5): "72h3m0.5s",
-        td(seconds=-90): "-1m30s",
-    }
-    assert {k: format_go_duration(k) for k in cases} == cases
 
 
 async def test_malformed_core_objects_are_reported(kubeconfig: Path, api_server: FakeApiServer) -> None:

@@ -64,19 +64,21 @@ from app_harness import (
 )
 from prometheus_client.parser import text_string_to_metric_families
 
-from k8s_metrics._generated.api.discovery import (
+from k8s_metrics.api.discovery import (
     get_api_groups,
     get_metrics_api_group,
     get_metrics_api_resources,
 )
-from k8s_metrics._generated.api.metrics import (
+from k8s_metrics.api.metrics import (
     list_namespaced_pod_metrics,
     list_node_metrics,
     list_pod_metrics_for_all_namespaces,
     read_namespaced_pod_metrics,
     read_node_metrics,
 )
-from k8s_metrics._generated.models import (
+from k8s_metrics.client import metrics_client
+from k8s_metrics.errors import ApiError, Forbidden, NotFound
+from k8s_metrics.models import (
     APIGroup,
     APIGroupList,
     APIResourceList,
@@ -84,9 +86,7 @@ from k8s_metrics._generated.models import (
     NodeMetricsList,
     PodMetrics,
     PodMetricsList,
-    Status,
 )
-from k8s_metrics.client import metrics_client
 from kubesim import LIMITED_NAMESPACE, LIMITED_USER, ContainerSpec, SimCluster, Steady
 from kubesim.policy import Policy
 from metrics_server.app import serve
@@ -1243,9 +1243,9 @@ def check_client_results(results: Mapping[str, Any], truth: GroundTruth, clock: 
     check_pod_list(wire(results["itest"]), truth, clock, truth.served_pods("itest"), ordered=False)
     assert isinstance(results["web"], PodMetrics)
     check_pod(wire(results["web"]), truth.pods[("itest", "web-0")], truth, clock, ordered=False)
-    missing = results["missing"]
-    assert isinstance(missing, Status)
-    assert missing.to_dict() == orjson.loads(
+    missing = results["missing"]  # error answers raise, with the Status as served
+    assert isinstance(missing, NotFound)
+    assert missing.status.to_dict() == orjson.loads(
         status(
             404,
             "NotFound",
@@ -1257,8 +1257,15 @@ def check_client_results(results: Mapping[str, Any], truth: GroundTruth, clock: 
     assert isinstance(team, PodMetricsList)
     check_pod_list(wire(team), truth, clock, truth.served_pods(LIMITED_NAMESPACE), ordered=False)
     denied = results["jane-nodes"]
-    assert isinstance(denied, Status)
+    assert isinstance(denied, Forbidden)
     assert (denied.code, denied.reason, denied.message) == (403, "Forbidden", JANE_NODES)
+
+
+def raised(call: Callable[..., object], *args: object, **kwargs: object) -> ApiError:
+    """The ApiError that ``call`` raises."""
+    with pytest.raises(ApiError) as caught:
+        call(*args, **kwargs)
+    return caught.value
 
 
 def test_generated_client_sync(kubeconfig: Path, truth: GroundTruth) -> None:
@@ -1273,10 +1280,10 @@ def test_generated_client_sync(kubeconfig: Path, truth: GroundTruth) -> None:
         results["pods"] = list_pod_metrics_for_all_namespaces.sync(client=client)
         results["itest"] = list_namespaced_pod_metrics.sync("itest", client=client)
         results["web"] = read_namespaced_pod_metrics.sync("itest", "web-0", client=client)
-        results["missing"] = read_node_metrics.sync(BROKEN, client=client)
+        results["missing"] = raised(read_node_metrics.sync, BROKEN, client=client)
     with metrics_client(kubeconfig=kubeconfig, context="jane") as client:
         results["jane-team"] = list_namespaced_pod_metrics.sync(LIMITED_NAMESPACE, client=client)
-        results["jane-nodes"] = list_node_metrics.sync(client=client)
+        results["jane-nodes"] = raised(list_node_metrics.sync, client=client)
     check_client_results(results, truth, clock.done())
 
 
@@ -1290,7 +1297,10 @@ async def test_generated_client_async_under_trio(kubeconfig: Path, truth: Ground
     ):
 
         async def fetch(key: str, call: Callable[[], Awaitable[object]]) -> None:
-            results[key] = await call()
+            try:
+                results[key] = await call()
+            except ApiError as exc:
+                results[key] = exc
 
         calls: dict[str, Callable[[], Awaitable[object]]] = {
             "groups": partial(get_api_groups.asyncio, client=client),
@@ -1307,7 +1317,9 @@ async def test_generated_client_async_under_trio(kubeconfig: Path, truth: Ground
             nursery.start_soon(fetch, key, call)
     async with metrics_client(kubeconfig=kubeconfig, context="jane") as client:
         results["jane-team"] = await list_namespaced_pod_metrics.asyncio(LIMITED_NAMESPACE, client=client)
-        results["jane-nodes"] = await list_node_metrics.asyncio(client=client)
+        with pytest.raises(ApiError) as denied:
+            await list_node_metrics.asyncio(client=client)
+        results["jane-nodes"] = denied.value
     check_client_results(results, truth, clock.done())
 
 

@@ -39,6 +39,9 @@ class ClusterConnectionLike(Protocol):
     @property
     def tls_server_name(self) -> str | None: ...
 
+    @property
+    def proxy(self) -> str | None: ...
+
 
 def load_connection(kubeconfig: str = "", *, flag: str = "--kubeconfig") -> ClusterConnection:
     """The kube-apiserver connection, as metrics-server finds it: the kubeconfig file when one is
@@ -104,7 +107,9 @@ def make_api_client(
     """One `httpx.AsyncClient` for the kube-apiserver described by `conn`.
 
     Paths are relative to `conn.server` (which may carry a path prefix, e.g. behind a proxy).
-    The caller owns the client: use it as an async context manager or `aclose()` it.
+    Requests go through the kubeconfig's `proxy-url` when it has one (`socks5` needs the client's
+    `[socks]` extra; without it `OptionsError` says so). The caller owns the client: use it as an
+    async context manager or `aclose()` it.
     """
     opts = options or ApiClientOptions()
     opts.validate()
@@ -113,7 +118,10 @@ def make_api_client(
         max_keepalive_connections=opts.max_keepalive_connections,
         keepalive_expiry=60.0,
     )
-    inner = httpx.AsyncHTTPTransport(verify=conn.ssl_context, limits=limits, retries=0)
+    try:
+        inner = httpx.AsyncHTTPTransport(verify=conn.ssl_context, limits=limits, retries=0, proxy=conn.proxy)
+    except ImportError as exc:  # socks5 without socksio
+        raise OptionsError("proxy-url", f"{conn.proxy}: {exc}") from exc
     transport: httpx.AsyncBaseTransport = inner
     if conn.tls_server_name:
         transport = _ServerNameTransport(inner, conn.tls_server_name)
