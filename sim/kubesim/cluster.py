@@ -165,6 +165,8 @@ class SimCluster:
             raise ConfigError(f"address_prefix must be (127, b) with 0 <= b <= 255, got {address_prefix!r}")
         if pod_churn_per_minute < 0:
             raise ConfigError("pod_churn_per_minute must be >= 0")
+        if deterministic and (sample_interval_s < 1 or sample_interval_s != int(sample_interval_s)):
+            raise ConfigError("the deterministic mode needs a sample interval of whole seconds (>= 1)")
         self.model_options = ModelOptions(
             nodes=nodes,
             pods_per_node=pods_per_node,
