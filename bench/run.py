@@ -495,25 +495,23 @@ class Harness:
 
     async def stop_server(self) -> None:
         proc, self.server = self.server, None
-        if proc is None or proc.process.returncode is not None:
-            return
-        proc.process.terminate()
-        with trio.move_on_after(20):
-            await proc.process.wait()
-        if proc.process.returncode is None:
-            proc.process.kill()
-            await proc.process.wait()
+        await _terminate(proc)
 
     async def stop(self) -> None:
         for proc in (self.server, self.sim):
-            if proc is None or proc.process.returncode is not None:
-                continue
-            proc.process.terminate()
-            with trio.move_on_after(20):
-                await proc.process.wait()
-            if proc.process.returncode is None:
-                proc.process.kill()
-                await proc.process.wait()
+            await _terminate(proc)
+
+
+async def _terminate(proc: Proc | None) -> None:
+    """SIGTERM, then SIGKILL after 20 s; nothing for a process already gone."""
+    if proc is None or proc.process.returncode is not None:
+        return
+    proc.process.terminate()
+    with trio.move_on_after(20):
+        await proc.process.wait()
+    if proc.process.returncode is None:
+        proc.process.kill()
+        await proc.process.wait()
 
 
 def ratios(ours: Any, ref: Any) -> Any:
