@@ -31,6 +31,7 @@ import trio
 
 from k8s_metrics.kubeconfig import ClusterConnection
 from metrics_server.api.app import ApiOptions, create_app
+from metrics_server.api.filters import LibraryHeaders
 from metrics_server.auth.asgi import ASGIApp
 from metrics_server.auth.authn import Authenticator
 from metrics_server.auth.authz import Authorizer
@@ -195,7 +196,7 @@ async def serve(
             observe_freshness=metrics.observe_freshness,
         )
         served = with_hsts(
-            AuthMiddleware(cast(ASGIApp, app), authenticator, authorizer, request_metrics),
+            LibraryHeaders(AuthMiddleware(cast(ASGIApp, app), authenticator, authorizer, request_metrics)),
             options.generic.strict_transport_security_directives,
         )
         handle_signals = stop is None
