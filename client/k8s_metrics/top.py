@@ -174,11 +174,26 @@ def _sorted_by(items: Iterable[Any], sort_by: str, name: Callable[[Any], str]) -
 # --------------------------------------------------------------------------------------------------
 
 
+_AGGREGATED_DISCOVERY = (
+    "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json"
+)
+
+
 def _require_metrics_api(metrics: Metrics[Any]) -> None:
+    """kubectl's check: `/apis` (aggregated discovery first, where kube-aggregator publishes an
+    unavailable APIService as `Stale`, which kubectl ignores), then the legacy group list."""
     try:
-        groups = metrics.get_json("/apis")
+        groups = metrics.get_json("/apis", headers={"Accept": _AGGREGATED_DISCOVERY})
     except ApiError as exc:
         raise _discovery_error(exc) from exc
+    if isinstance(groups, dict) and groups.get("kind") == "APIGroupDiscoveryList":
+        for item in groups.get("items") or []:
+            if (item.get("metadata") or {}).get("name") != "metrics.k8s.io":
+                continue
+            for version in item.get("versions") or []:
+                if version.get("version") == "v1beta1" and version.get("freshness") != "Stale":
+                    return
+        raise TopError("Metrics API not available")
     for group in groups.get("groups", []) if isinstance(groups, dict) else []:
         if group.get("name") == "metrics.k8s.io" and any(
             v.get("version") == "v1beta1" for v in group.get("versions", [])

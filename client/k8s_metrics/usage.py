@@ -237,10 +237,12 @@ class Metrics(_Base[CpuT]):
         or has no metrics yet."""
         return self._run(self._calls.pod(namespace, name))  # type: ignore[no-any-return]
 
-    def get_json(self, path: str, params: Mapping[str, str] | None = None) -> Any:
+    def get_json(
+        self, path: str, params: Mapping[str, str] | None = None, headers: Mapping[str, str] | None = None
+    ) -> Any:
         """GET any API path on the same connection (for example ``/api/v1/nodes`` for allocatable) and return
         the decoded JSON. Errors are raised as for the metrics calls."""
-        return _json(self.client.get_httpx_client().get(path, params=params), path)
+        return _json(self.client.get_httpx_client().get(path, params=params, headers=headers), path)
 
     def wait_until_available(self, timeout: float | None = 60.0) -> None:
         """Block until the Metrics API answers (its discovery document, ``GET /apis/metrics.k8s.io/v1beta1``,
@@ -339,9 +341,12 @@ class AsyncMetrics(_Base[CpuT]):
         """See :meth:`Metrics.pod`."""
         return await self._run(self._calls.pod(namespace, name))  # type: ignore[no-any-return]
 
-    async def get_json(self, path: str, params: Mapping[str, str] | None = None) -> Any:
+    async def get_json(
+        self, path: str, params: Mapping[str, str] | None = None, headers: Mapping[str, str] | None = None
+    ) -> Any:
         """See :meth:`Metrics.get_json`."""
-        return _json(await self.client.get_async_httpx_client().get(path, params=params), path)
+        client = self.client.get_async_httpx_client()
+        return _json(await client.get(path, params=params, headers=headers), path)
 
     async def wait_until_available(self, timeout: float | None = 60.0) -> None:  # noqa: ASYNC109
         # A timeout parameter rather than a cancel scope: at the deadline the last error is raised.

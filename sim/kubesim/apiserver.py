@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 import trio
 
-from . import tables
+from . import discovery, tables
 from .aggregator import DISCOVERY_PATH, GROUP, VERSION, Aggregator
 from .clock import SimClock
 from .errors import ConfigError, NotFoundError, SelectorError
@@ -256,6 +256,28 @@ class ApiServer:
             return self._control(request)
         if request.method not in ("GET", "HEAD"):
             return status(405, _NO_METHOD, details={})
+        aggregated = None
+        if path in ("/api", "/apis"):
+            aggregated = discovery.requested_version(request.header("accept"))
+        if path == "/api" and aggregated is not None:
+            body = discovery.list_document(aggregated, [discovery.core_item(CORE_RESOURCES)])
+            return discovery.respond(request, aggregated, body)
+        if path == "/apis" and aggregated is not None:
+            items = [
+                discovery.group_item(
+                    gv.split("/")[0],
+                    [
+                        {
+                            "version": gv.split("/")[1],
+                            "resources": [discovery.resource_entry(r, gv) for r in resources],
+                            "freshness": "Current",
+                        }
+                    ],
+                )
+                for gv, resources in sorted(GROUP_RESOURCES.items())
+            ]
+            items.append(discovery.group_item(GROUP, [self.aggregator.discovery_entry()]))
+            return discovery.respond(request, aggregated, discovery.list_document(aggregated, items))
         if path == "/api":
             return json_response(
                 {

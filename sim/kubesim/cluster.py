@@ -156,6 +156,7 @@ class SimCluster:
         pod_churn_per_minute: float = 0.0,
         start_epoch_ns: int | None = None,
         send_remote_uid: bool = False,
+        deterministic: bool = False,
         on_ready: Callable[[SimCluster], Awaitable[None]] | None = None,
     ) -> None:
         if not host.startswith("127."):
@@ -164,6 +165,8 @@ class SimCluster:
             raise ConfigError(f"address_prefix must be (127, b) with 0 <= b <= 255, got {address_prefix!r}")
         if pod_churn_per_minute < 0:
             raise ConfigError("pod_churn_per_minute must be >= 0")
+        if deterministic and (sample_interval_s < 1 or sample_interval_s != int(sample_interval_s)):
+            raise ConfigError("the deterministic mode needs a sample interval of whole seconds (>= 1)")
         self.model_options = ModelOptions(
             nodes=nodes,
             pods_per_node=pods_per_node,
@@ -173,6 +176,7 @@ class SimCluster:
             profile_kinds=tuple(profile_kinds),
             kubelet_format=kubelet_format,
             address_prefix=address_prefix,
+            deterministic=deterministic,
         )
         self.paths = StatePaths(Path(state_dir))
         self.host = host

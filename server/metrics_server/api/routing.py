@@ -5,29 +5,30 @@ the real binary, `docs/edge-answers.md`):
 
 * **go-restful web services**, chosen by a path prefix at a segment boundary: `/apis/metrics.k8s.io`
   and `/apis/metrics.k8s.io/v1beta1` (`/apis/metrics.k8s.io/...`), `/version` (`/version/...`) and
-  `/apis` (exactly `/apis` or `/apis/`). go-restful trims every leading and trailing `/` and
-  splits the rest on `/`, so a trailing slash (or several) serves the same as none
-  (`/nodes/` = `/nodes`), while an empty inner segment is a segment of its own: `/v1beta1//nodes`
-  matches no route (404 `Status`), `/namespaces//pods` is the list in namespace "" (= all
-  namespaces) and `/namespaces//pods/<name>` finds nothing (404 `pods "<name>" not found`). A
-  matched route answers GET only: any other method, `HEAD` and `OPTIONS` included, is 405
-  `MethodNotAllowed` (for `HEAD` without the body); an unmatched path is 404 `NotFound`, whatever
-  the method.
-* **the path mux** (everything else), exact paths only: `/healthz`, `/livez`, `/readyz` and
-  `/<root>/<check>`, `/metrics`, `/openapi/v2`, `/openapi/v3` and anything under `/openapi/v3/`.
-  These handlers ignore the method (`POST /healthz` is `ok`; served here as GET, `HEAD` without
-  the body). Except `CONNECT`, which gets 405 here where Go answers `200 ok`: a 2xx answer to
-  CONNECT establishes a tunnel (RFC 9110 §9.3.6), so HTTP/1.1 (h11) sends no body after it.
-  `/` and `/index.html` list the registered paths (200); any other path, including `//apis/...`,
-  `/healthz/`, `/metrics/` and unknown checks, gets the same list with 404.
+  `/apis` (exactly `/apis` or `/apis/`): `restful(path)`. go-restful trims every leading and
+  trailing `/` and splits the rest on `/`, so a trailing slash (or several) serves the same as
+  none (`/nodes/` = `/nodes`), while an empty inner segment is a segment of its own:
+  `/v1beta1//nodes` matches no route (404 `Status`), `/namespaces//pods` is the list in
+  namespace "" (= all namespaces) and `/namespaces//pods/<name>` finds nothing (404
+  `pods "<name>" not found`). A matched route answers GET only: any other method, `HEAD` and
+  `OPTIONS` included, is 405 `MethodNotAllowed` (for `HEAD` without the body); an unmatched path
+  is 404 `NotFound`, whatever the method.
+* **the path mux** (everything else): exact paths, whose handlers ignore the method (`POST
+  /healthz` is `ok`; served here as GET, `HEAD` without the body). Except `CONNECT`, which gets
+  405 here where Go answers `200 ok`: a 2xx answer to CONNECT establishes a tunnel (RFC 9110
+  §9.3.6), so HTTP/1.1 (h11) sends no body after it. `/` and `/index.html` list the registered
+  paths; any other path, including `//apis/...`, `/healthz/` and `/metrics/`, gets the list with
+  404 (the app's 404 handler, with `restful`, tells the two layers' 404s apart).
 
 No path is ever answered with a redirect (werkzeug would redirect `//` to a URL built from the
 `Host` header; `route` sends the handlers only canonical paths, and `create_app` turns werkzeug's
 slash merging off as well).
 
-`route(app, paths)` wraps the Quart app's `asgi_app`: it answers 404/405/the path list itself and
-passes the rest on with `scope["path"]` canonical (and the method GET for the mux). Runs after
-authentication and authorization, which see the request as sent, as in the library.
+`route(asgi_app)` wraps the Quart app's `asgi_app`: it answers the 405s and the namespace-""
+lookup itself and passes everything else on, with `scope["path"]` canonical for a matched API
+route (and the method GET for the mux); paths no route may match go on as a path that matches
+nothing in their layer, for Quart's 404 (werkzeug alone would match `//healthz` as `/healthz`). Runs
+after authentication and authorization, which see the request as sent, as in the library.
 
 The `Host` header plays no part in routing here (nor anywhere in the API). werkzeug, binding its
 URL map, IDNA-encodes it and raises outside any handler when it cannot (a label over 63 bytes):
@@ -36,10 +37,8 @@ the request would fail with 500 where Go serves it. Such a `Host` is left out of
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import Any, NamedTuple
-
-import orjson
 
 from metrics_server.api import status
 
@@ -60,8 +59,11 @@ _TEMPLATES: tuple[tuple[str | None, ...], ...] = (
     ("version",),
 )
 _RESTFUL_ROOTS = (GROUP, "/version")
-_INDEX = frozenset(("/", "/index.html"))
-_OPENAPI_V3_PREFIX = "/openapi/v3/"
+_NO_API_ROUTE = f"{GROUP}/\0"
+_NO_MUX_ROUTE = "/\0"
+"""Paths no route matches (NUL is in no route), by layer: where the answer must be a 404 but
+werkzeug, left the original path, would match leniently (it ignores a leading `//`)."""
+_INDEX = "/index.html"
 _JSON = [(b"content-type", status.CONTENT_TYPE.encode())]
 
 Scope = Any
@@ -79,25 +81,8 @@ class Answer(NamedTuple):
     """Serve with method GET (the mux ignores the method)."""
 
 
-def registered_paths(health_checks: Iterable[tuple[str, Sequence[str]]]) -> list[str]:
-    """The sorted paths the library lists for `/` and on a mux 404 (`{"paths": [...]}`)."""
-    paths = {
-        "/apis",
-        GROUP,
-        GROUP_VERSION,
-        "/metrics",
-        "/openapi/v2",
-        "/openapi/v3",
-        "/openapi/v3/",
-        "/version",
-    }
-    for root, names in health_checks:
-        paths.add(f"/{root}")
-        paths.update(f"/{root}/{name}" for name in names)
-    return sorted(paths)
-
-
-def _restful(path: str) -> bool:
+def restful(path: str) -> bool:
+    """Whether `path` belongs to a go-restful web service (else to the path mux)."""
     if path in ("/apis", "/apis/"):
         return True
     return any(path == root or path.startswith(root + "/") for root in _RESTFUL_ROOTS)
@@ -112,14 +97,13 @@ def _match(tokens: list[str]) -> tuple[str | None, ...] | None:
     return None
 
 
-def resolve(method: str, path: str, mux: frozenset[str], listing: bytes) -> Answer:
-    """The routing decision for `method` `path` (see the module docstring); `mux` holds the exact
-    mux paths, `listing` the path list body."""
-    if _restful(path):
+def resolve(method: str, path: str) -> Answer:
+    """The routing decision for `method` `path` (see the module docstring)."""
+    if restful(path):
         tokens = path.strip("/").split("/")
         template = _match(tokens)
         if template is None:
-            return Answer(404, status.path_not_found())
+            return Answer(path=_NO_API_ROUTE, as_get=method != "HEAD")  # Quart's 404, as a Status
         if method != "GET":
             return Answer(405, status.method_not_allowed())
         if template[-2:] == ("pods", _ANY) and template[-4] == "namespaces" and tokens[-3] == "":
@@ -127,11 +111,11 @@ def resolve(method: str, path: str, mux: frozenset[str], listing: bytes) -> Answ
         if template[-1] == "pods" and len(template) == 6 and tokens[-2] == "":
             return Answer(path=f"{GROUP_VERSION}/pods")  # namespace "": every namespace
         return Answer(path="/" + "/".join(tokens))
-    if path in mux or path.startswith(_OPENAPI_V3_PREFIX):
-        if method == "CONNECT":
-            return Answer(405, status.method_not_allowed())
-        return Answer(path=path, as_get=method != "HEAD")
-    return Answer(200 if path in _INDEX else 404, listing)
+    if method == "CONNECT":
+        return Answer(405, status.method_not_allowed())
+    if "//" in path:  # the mux matches exactly: an empty segment is no registered path
+        return Answer(path=_NO_MUX_ROUTE, as_get=method != "HEAD")  # Quart's 404: the path list
+    return Answer(path="/" if path == _INDEX else path, as_get=method != "HEAD")
 
 
 def _idna_ok(headers: Iterable[tuple[bytes, bytes]]) -> bool:
@@ -146,17 +130,15 @@ def _idna_ok(headers: Iterable[tuple[bytes, bytes]]) -> bool:
     return True
 
 
-def route(asgi_app: Any, paths: Sequence[str]) -> Any:
-    """Wrap a Quart `asgi_app` with `resolve` (`paths`: `registered_paths(...)`)."""
-    mux = frozenset(p for p in paths if not _restful(p))
-    listing = orjson.dumps({"paths": list(paths)}, option=orjson.OPT_INDENT_2)
+def route(asgi_app: Any) -> Any:
+    """Wrap a Quart `asgi_app` with `resolve`."""
 
     async def routed(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await asgi_app(scope, receive, send)
             return
         method = scope["method"]
-        answer = resolve(method, scope["path"], mux, listing)
+        answer = resolve(method, scope["path"])
         if answer.status:
             body = answer.body
             headers = [*_JSON, (b"content-length", str(len(body)).encode())]

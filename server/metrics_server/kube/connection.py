@@ -20,6 +20,7 @@ import httpx
 from k8s_metrics.kubeconfig import ClusterConnection, ConfigError, load_incluster, load_kubeconfig
 from metrics_server import __version__
 from metrics_server.kube.errors import OptionsError
+from metrics_server.kube.restmetrics import MeasuredTransport, RestClientMetrics
 
 USER_AGENT = f"metrics-server/{__version__} (python; httpx) metrics_server.kube"
 
@@ -103,13 +104,15 @@ def make_api_client(
     options: ApiClientOptions | None = None,
     *,
     extra_headers: Mapping[str, str] | None = None,
+    metrics: RestClientMetrics | None = None,
 ) -> httpx.AsyncClient:
     """One `httpx.AsyncClient` for the kube-apiserver described by `conn`.
 
     Paths are relative to `conn.server` (which may carry a path prefix, e.g. behind a proxy).
     Requests go through the kubeconfig's `proxy-url` when it has one (`socks5` needs the client's
-    `[socks]` extra; without it `OptionsError` says so). The caller owns the client: use it as an
-    async context manager or `aclose()` it.
+    `[socks]` extra; without it `OptionsError` says so). With `metrics`, every request is counted
+    and timed (`kube.restmetrics`). The caller owns the client: use it as an async context manager
+    or `aclose()` it.
     """
     opts = options or ApiClientOptions()
     opts.validate()
@@ -125,6 +128,8 @@ def make_api_client(
     transport: httpx.AsyncBaseTransport = inner
     if conn.tls_server_name:
         transport = _ServerNameTransport(inner, conn.tls_server_name)
+    if metrics is not None:
+        transport = MeasuredTransport(transport, metrics)
     headers = {"User-Agent": opts.user_agent, "Accept": "application/json"}
     if extra_headers:
         headers.update(extra_headers)
