@@ -12,7 +12,8 @@ allocation of the process, server and simulator) stays below `MEMORY_BOUND` (24 
 server that read one huge body would pass 80 MiB on its own; the simulator confirms the server
 stopped reading the chunked one (`Stats.body_bytes` per request far below its 80 MiB).
 
-Cost: ~45 s (the server's minimum resolution is 10 s: ~2 cycles to be ready, then 4 more).
+Cost: ~63 s, measured on the shared 2-core machine (the server's minimum resolution is 10 s: ~2
+cycles to be ready, then 4 more; it waits on cycles, not on the CPU).
 """
 
 from __future__ import annotations
