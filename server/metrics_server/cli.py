@@ -89,6 +89,18 @@ def _parse_bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"invalid boolean {text!r} (want true or false)")
 
 
+def _parse_workers(text: str) -> int:
+    if text == "auto":
+        return -1
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a count or auto, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative, got {value}")
+    return value
+
+
 def _parse_duration(text: str) -> int:
     try:
         return parse_duration_ns(text)
@@ -217,6 +229,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="Kubelet requests in flight at once.",
     )
     flag_bool("--deprecated-kubelet-completely-insecure", "Plain HTTP and no credentials to kubelets.")
+    g.add_argument(
+        "--scrape-workers",
+        type=_parse_workers,
+        default=-1,
+        metavar="N|auto",
+        help="Scrape worker processes, each owning a share of the nodes; 0 scrapes in the serving "
+        "process. auto (default): 0 below 2000 nodes, else one per 5000 nodes, at most CPUs - 1 "
+        "(decided once the node list is known).",
+    )
 
     g = p.add_argument_group("storage and API")
     g.add_argument(
@@ -391,6 +412,7 @@ def validate(ns: argparse.Namespace, ignored: Sequence[str]) -> Options:
         logging_format=ns.logging_format,
         verbosity=ns.verbosity,
         ignored_flags=tuple(dict.fromkeys(ignored)),
+        scrape_workers=ns.scrape_workers,
     )
 
 

@@ -59,3 +59,5 @@ class Options:
     logging_format: str
     verbosity: int
     ignored_flags: tuple[str, ...] = field(default=())
+    # scrape shards (`shard`): worker processes; AUTO_WORKERS decides from nodes and CPUs
+    scrape_workers: int = -1
