@@ -323,7 +323,7 @@ class Harness:
                 )
                 prev = now
                 start = marks = (
-                    ProcSample.read(self.server.process.pid),
+                    ProcSample.read_tree(self.server.process.pid),
                     ProcSample.read(self.sim.process.pid),
                     ProcSample.self(),
                 )
@@ -340,7 +340,7 @@ class Harness:
                     if now.ticks == prev.ticks:
                         continue
                     samples = (
-                        ProcSample.read(self.server.process.pid),
+                        ProcSample.read_tree(self.server.process.pid),
                         ProcSample.read(self.sim.process.pid),
                         ProcSample.self(),
                     )
@@ -368,6 +368,10 @@ class Harness:
             "server_rss_mib_max": round(max(c["server_rss_mib"] for c in self.cycles), 1),
             "server_rss_mib_end": round(end[0].rss_mib, 1),
             "server_rss_mib_peak": round(end[0].hwm_mib, 1),
+            # The server and its scrape workers together (`ProcSample.read_tree`).
+            "server_pss_mib_max": round(max(c["server_pss_mib"] for c in self.cycles), 1),
+            "server_pss_mib_end": round(end[0].pss_mib, 1),
+            "server_processes": end[0].processes,
             "simulator_cores_avg": round(cores(start[1], end[1]), 4),
             "simulator_rss_mib_end": round(end[1].rss_mib, 1),
             "harness_cores_avg": round(cores(start[2], end[2]), 4),
@@ -407,6 +411,7 @@ class Harness:
                 "merged_ticks": ticks,
                 "server_cores": round(cores(marks[0], samples[0]), 4),
                 "server_rss_mib": round(samples[0].rss_mib, 1),
+                "server_pss_mib": round(samples[0].pss_mib, 1),
                 "simulator_cores": round(cores(marks[1], samples[1]), 4),
                 "harness_cores": round(cores(marks[2], samples[2]), 4),
                 "scrape_ok": (now.requests_ok - prev.requests_ok) // ticks,
@@ -419,7 +424,8 @@ class Harness:
             kub = sorted(load.patterns["kubectl"].latencies)
             self.say(
                 f"cycle {cycle['index']}/{self.s.cycles}: tick {duration:.2f}s | server "
-                f"{cycle['server_cores']:.3f} cores {cycle['server_rss_mib']:.0f} MiB | sim "
+                f"{cycle['server_cores']:.3f} cores {cycle['server_rss_mib']:.0f} MiB "
+                f"(PSS {cycle['server_pss_mib']:.0f}) | sim "
                 f"{cycle['simulator_cores']:.2f} cores | kubelets ok {cycle['scrape_ok']} "
                 f"failed {cycle['scrape_failed']} | points {now.node_points}n/{now.container_points}c | "
                 f"get p99 {percentile(lat, 99) * 1e3:.0f}ms, all-pods p99 {percentile(kub, 99) * 1e3:.0f}ms"

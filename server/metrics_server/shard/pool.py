@@ -95,8 +95,8 @@ class _Handle:
     process: trio.Process | None = None
     stdin: trio.abc.SendStream | None = None
     ready: bool = False
-    starting: trio.Event = field(default_factory=trio.Event)
-    """Set once the current start attempt succeeded or failed."""
+    failed_start: bool = False
+    """The last start attempt failed (`Fatal`, no `Ready`): waiting for it is pointless."""
     send_lock: trio.Lock = field(default_factory=trio.Lock)
     assigned: tuple[NodeInfo, ...] | None = None
     cycle: _Cycle | None = None
@@ -142,6 +142,8 @@ class WorkerPool:
         self._handles = [_Handle(i) for i in range(count)]
         self._known: set[str] = set()
         self._number = 0
+        self._changed = trio.Event()
+        """Set (and replaced) whenever a worker becomes ready or stops."""
 
     # -- supervision ----------------------------------------------------------------------------
 
@@ -156,9 +158,13 @@ class WorkerPool:
         return all(h.ready for h in self._handles)
 
     async def wait_started(self) -> None:
-        """Until every worker's current start attempt has finished (ready or failed)."""
-        for handle in self._handles:
-            await handle.starting.wait()
+        """Until every worker is ready, or its last start attempt failed."""
+        while not all(h.ready or h.failed_start for h in self._handles):
+            await self._changed.wait()
+
+    def _state_changed(self) -> None:
+        self._changed.set()
+        self._changed = trio.Event()
 
     async def _supervise(self, handle: _Handle) -> None:
         delay = self._restart_delay
@@ -171,7 +177,6 @@ class WorkerPool:
                 extra={"worker": handle.index, "restarts": handle.restarts, "delay": f"{delay:g}s"},
             )
             await trio.sleep(delay)
-            handle.starting = trio.Event()
 
     async def _run_once(self, handle: _Handle) -> bool:
         """Run one worker process to its end; whether it finished at least one cycle."""
@@ -184,14 +189,17 @@ class WorkerPool:
         try:
             reader = p.FrameReader(process.stdout)
             await process.stdin.send_all(p.encode(self._configure(handle.index)))
+            first: p.ToServer | None = None
             with trio.move_on_after(self._start_timeout):
                 first = await self._receive(handle, reader)
             if not isinstance(first, p.Ready) or first.version != p.PROTOCOL_VERSION:
                 why = first.message if isinstance(first, p.Fatal) else f"bad first message {first!r}"
                 log.error("Scrape worker failed to start", extra={"worker": handle.index, "err": why})
+                handle.failed_start = True
                 return False
             handle.ready = True
-            handle.starting.set()
+            handle.failed_start = False
+            self._state_changed()
             log.info("Scrape worker ready", extra={"worker": handle.index, "pid": first.pid})
             while True:
                 message = await self._receive(handle, reader)
@@ -210,7 +218,7 @@ class WorkerPool:
             return cycles > 0
         finally:
             handle.ready = False
-            handle.starting.set()
+            self._state_changed()
             self._lose_cycle(handle, f"scrape worker {handle.index} exited")
             with trio.CancelScope(shield=True):
                 await _stop(process, self._stop_timeout)
@@ -285,9 +293,9 @@ class WorkerPool:
         running: list[tuple[_Handle, _Cycle]] = []
         for handle, share in zip(self._handles, self._ring.shares(unique), strict=True):
             handle.nodes = len(share)
-            if not handle.ready and not handle.starting.is_set():
-                with trio.move_on_at(deadline):
-                    await handle.starting.wait()
+            with trio.move_on_at(deadline):
+                while not handle.ready and not handle.failed_start:
+                    await self._changed.wait()
             cycle = _Cycle(number, frozenset(share), on_batch)
             specs = tuple(unique[name] for name in share)
             if handle.ready and await self._start_cycle(handle, cycle, specs, deadline):
@@ -337,9 +345,25 @@ class WorkerPool:
         why = f"scrape worker {handle.index} did not finish the cycle in time"
         log.error("Scrape worker stuck; killing it", extra={"worker": handle.index})
         handle.ready = False
+        self._state_changed()
         if handle.process is not None and handle.process.returncode is None:
             handle.process.kill()
         return why
+
+    # -- state, for health, tests and operators ------------------------------------------------
+
+    def worker_pids(self) -> list[int | None]:
+        return [h.process.pid if h.process is not None else None for h in self._handles]
+
+    def processes(self) -> list[trio.Process | None]:
+        return [h.process for h in self._handles]
+
+    def restarts(self) -> list[int]:
+        return [h.restarts for h in self._handles]
+
+    def assignments(self) -> list[list[str]]:
+        """Each worker's nodes as last sent to it, sorted."""
+        return [sorted(n.name for n in h.assigned or ()) for h in self._handles]
 
     # -- self-metrics ---------------------------------------------------------------------------
 
