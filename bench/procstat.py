@@ -33,6 +33,8 @@ class ProcSample:
     hwm_mib: float
     pss_mib: float = 0.0
     processes: int = 1
+    pss_by_process: tuple[float, ...] = ()
+    """PSS of each process of a tree (MiB), the root first, then by pid."""
 
     @classmethod
     def read_tree(cls, pid: int) -> ProcSample:
@@ -57,18 +59,21 @@ class ProcSample:
             queue.extend(children.get(current, ()))
         cpu = rss = hwm = pss = 0.0
         count = 0
-        for member in tree:
+        each: list[float] = []
+        for member in [pid, *sorted(tree[1:])]:
             try:
                 sample = root if member == pid else cls.read(member)
                 reaped += _reaped_children_cpu(member)
-                pss += _pss_mib(member)
+                own = _pss_mib(member)
             except (ProcessGone, OSError):
                 continue
+            pss += own
+            each.append(round(own, 1))
             count += 1
             cpu += sample.cpu_s
             rss += sample.rss_mib
             hwm += sample.hwm_mib
-        return cls(root.wall, cpu + reaped, rss, hwm, pss, count)
+        return cls(root.wall, cpu + reaped, rss, hwm, pss, count, tuple(each))
 
     @classmethod
     def read(cls, pid: int) -> ProcSample:

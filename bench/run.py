@@ -412,6 +412,7 @@ class Harness:
                 "server_cores": round(cores(marks[0], samples[0]), 4),
                 "server_rss_mib": round(samples[0].rss_mib, 1),
                 "server_pss_mib": round(samples[0].pss_mib, 1),
+                "server_pss_mib_by_process": list(samples[0].pss_by_process),
                 "simulator_cores": round(cores(marks[1], samples[1]), 4),
                 "harness_cores": round(cores(marks[2], samples[2]), 4),
                 "scrape_ok": (now.requests_ok - prev.requests_ok) // ticks,

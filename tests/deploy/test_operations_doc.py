@@ -26,6 +26,7 @@ EXTRA_FLAGS = {
     "--kubelet-max-concurrency",
     "--metric-staleness",
     "--serve-swap",
+    "--scrape-workers",
 }
 AUDIT_PATTERNS = {"--audit-log-*": "--audit-log-maxage", "--audit-webhook-*": "--audit-webhook-mode"}
 

@@ -116,7 +116,9 @@ class _Worker:
             max_concurrency=kubelet.max_concurrency,
             metrics=self.requests,
         )
-        self.storage = Storage(staleness_ns=config.staleness_ns, resolution_ns=config.resolution_ns)
+        self.storage = Storage(
+            staleness_ns=config.staleness_ns, resolution_ns=config.resolution_ns, serves=False
+        )
         self.nodes: list[NodeInfo] = []
         self.out = out
 

@@ -367,12 +367,16 @@ class Storage:
     half-way, nothing of it is published and the previous cycle's points stay.
     """
 
-    def __init__(self, *, staleness_ns: int, resolution_ns: int | None = None) -> None:
+    def __init__(self, *, staleness_ns: int, resolution_ns: int | None = None, serves: bool = True) -> None:
         """`staleness_ns`: how long a failed node's last points stay served (wiring: 2 x resolution).
 
         `resolution_ns`: the scrape interval, the upper bound of metrics-server's fresh-container
         age; when omitted it is taken as ``staleness_ns // 2`` (the wiring default). Raises
         ValueError for a non-positive duration.
+
+        `serves=False` is a store whose usages are served elsewhere (a scrape worker's): `Cycle.add`
+        returns each node's usages and keeps only its points, and its snapshot stays empty (no
+        second copy of the usages, no duplicate-pod reports: whoever merges the usages does that).
         """
         if staleness_ns <= 0:
             raise ValueError(f"staleness_ns must be positive, got {staleness_ns}")
@@ -382,6 +386,7 @@ class Storage:
             raise ValueError(f"resolution_ns must be positive, got {resolution_ns}")
         self._staleness_ns = staleness_ns
         self._fresh_max_age_ns = resolution_ns
+        self._serves = serves
         self._states: dict[str, _NodeState] = {}
         self._graveyard: _Graveyard = []
         self._published = _Published(_Snapshot(self._graveyard, {}, {}), (0, 0), False)
@@ -563,8 +568,12 @@ class Cycle:
             storage._made,
         )
         batch.pods.clear()
-        self._merge(name, state)
-        return NodeResult(state.node_usage, state.pod_usage, old is None or not old.has_points)
+        result = NodeResult(state.node_usage, state.pod_usage, old is None or not old.has_points)
+        if storage._serves:
+            self._merge(name, state)
+        else:
+            self._states[name] = state._replace(pod_usage={}, served_containers=0)
+        return result
 
     def add_usages(
         self,

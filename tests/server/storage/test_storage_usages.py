@@ -89,3 +89,32 @@ def test_duplicate_pods_across_workers_first_wins_and_a_node_not_reported_is_for
     cycle.add_usages("n2", None, {("a", "q"): pod(101 * NS, 4)})
     cycle.publish(())
     assert dict(storage.snapshot().pods) == {("a", "q"): pod(101 * NS, 4)}
+
+
+def test_a_store_that_does_not_serve_returns_usages_and_keeps_only_points() -> None:
+    from metrics_server.scrape.batch import NodeBatch, Point
+
+    def batch(ts: int, cpu: int) -> NodeBatch:
+        start = 1
+        return NodeBatch(
+            "n1",
+            Point(ts, cpu, 500, start),
+            {("a", "p"): {"c": Point(ts, cpu, 100, start)}},
+        )
+
+    served = Storage(staleness_ns=STALENESS)
+    worker = Storage(staleness_ns=STALENESS, serves=False)
+    results = []
+    for ts, cpu in ((100 * NS, 10 * NS), (115 * NS, 13 * NS)):
+        for store in (served, worker):
+            cycle = store.begin(ts)
+            result = cycle.add(batch(ts, cpu))
+            cycle.publish(())
+            if store is worker:
+                results.append(result)
+    assert results[0] is not None and results[0].first and dict(results[0].pod_usage) == {}
+    assert results[1] is not None and not results[1].first
+    assert dict(results[1].pod_usage) == dict(served.snapshot().pods)
+    assert results[1].node_usage == served.snapshot().node("n1")
+    assert dict(results[1].pod_usage) == {("a", "p"): (115 * NS, 15 * NS, (("c", NS // 5, 100, None),))}
+    assert dict(worker.snapshot().pods) == {} and dict(worker.snapshot().nodes) == {}
