@@ -47,6 +47,21 @@ from bench.procstat import ProcSample, cores, machine_busy_s, raise_nofile_limit
 from bench.promtext import ServerCounters, parse
 
 SERVER_MAIN = "import sys; from metrics_server.cli import main; sys.exit(main())"
+TRACED_SERVER_MAIN = """
+import os, sys, threading, time, tracemalloc
+out, every = os.environ["BENCH_TRACEMALLOC_DIR"], float(os.environ["BENCH_TRACEMALLOC_EVERY"])
+tracemalloc.start(int(os.environ.get("BENCH_TRACEMALLOC_FRAMES", "1")))
+def dump():
+    for n in range(1, 1_000_000):
+        time.sleep(every)
+        tracemalloc.take_snapshot().dump(os.path.join(out, f"serving-{n:03d}.snap"))
+threading.Thread(target=dump, daemon=True).start()
+from metrics_server.cli import main
+sys.exit(main())
+"""
+"""`--tracemalloc DIR`: the server with tracemalloc on, dumping a snapshot every N seconds
+(`bench.tracediff` compares them). Taking one holds the GIL for a while: latencies of such a run
+are not results."""
 _READY_LINE = re.compile(r"kubesim ready in ([\d.]+)s")
 _APISERVER_LINE = re.compile(r"apiserver:\s+(https://\S+)")
 _KUBELET_LINE = re.compile(r"kubelets:\s+https://[^\s,]+:(\d+)")
@@ -206,7 +221,7 @@ class Harness:
             [
                 self.s.server_python or sys.executable,
                 "-c",
-                SERVER_MAIN,
+                TRACED_SERVER_MAIN if os.environ.get("BENCH_TRACEMALLOC_DIR") else SERVER_MAIN,
                 f"--kubeconfig={kc}",
                 f"--authentication-kubeconfig={kc}",
                 f"--authorization-kubeconfig={kc}",

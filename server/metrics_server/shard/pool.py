@@ -293,9 +293,8 @@ class WorkerPool:
         running: list[tuple[_Handle, _Cycle]] = []
         for handle, share in zip(self._handles, self._ring.shares(unique), strict=True):
             handle.nodes = len(share)
-            with trio.move_on_at(deadline):
-                while not handle.ready and not handle.failed_start:
-                    await self._changed.wait()
+            # A worker that is not ready (restarting) is not waited for: that would delay the
+            # others' cycles; its nodes fail this cycle and keep their values until stale.
             cycle = _Cycle(number, frozenset(share), on_batch)
             specs = tuple(unique[name] for name in share)
             if handle.ready and await self._start_cycle(handle, cycle, specs, deadline):

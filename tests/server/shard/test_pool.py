@@ -369,3 +369,24 @@ async def test_cancelling_the_pool_ends_every_worker_mid_cycle(ca: trustme.CA, k
         # Each worker saw its input close and exited by itself (code 0), well before being killed.
         assert [proc.returncode for proc in processes] == [0, 0]
         nursery.cancel_scope.cancel()
+
+
+async def test_a_worker_that_cannot_start_fails_its_nodes_and_is_retried(
+    ca: trustme.CA, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    cluster = Cluster(ca, 2)
+    storage = Storage(staleness_ns=STALENESS, resolution_ns=10 * NS)
+    async with trio.open_nursery() as nursery:
+        await cluster.start(nursery)
+        pool = WorkerPool(1, configure(tmp_path / "missing"), request_timeout=5.0, restart_delay=30.0)
+        await nursery.start(pool.run)
+        await pool.wait_started()
+        failed = await cycle(pool, storage, cluster.nodes())
+        nursery.cancel_scope.cancel()
+    assert {name: str(error) for name, error in failed.items()} == {
+        "n0": "scrape worker 0 is not running",
+        "n1": "scrape worker 0 is not running",
+    }
+    starts = [r for r in caplog.records if r.getMessage() == "Scrape worker failed to start"]
+    assert len(starts) == 1 and "missing" in starts[0].err  # type: ignore[attr-defined]
+    assert pool.restarts() == [1]
