@@ -84,7 +84,8 @@ def main(argv: list[str] | None = None) -> int:
         name = label(result, path)
         print(
             f"{name}: {len(values)} cycles, {rate:+.2f} MiB/cycle after cycle {args.skip} "
-            f"(first {values[0]:.0f}, min {min(values):.0f}, max {max(values):.0f}, last {values[-1]:.0f} MiB)"
+            f"(first {values[0]:.0f}, min {min(values):.0f}, max {max(values):.0f}, "
+            f"last {values[-1]:.0f} MiB)"
         )
         if args.max_slope is not None and rate > args.max_slope:
             print(f"  grows faster than {args.max_slope:g} MiB/cycle", file=sys.stderr)

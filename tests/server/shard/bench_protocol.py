@@ -90,7 +90,8 @@ def main() -> None:
         orjson.loads(frame)
     t2 = time.process_time()
     print(
-        f"orjson: {sum(map(len, as_json)) / 2**20:.1f} MiB, encode {t1 - t0:.3f} s, decode (lists) {t2 - t1:.3f} s"
+        f"orjson: {sum(map(len, as_json)) / 2**20:.1f} MiB, encode {t1 - t0:.3f} s, "
+        f"decode (lists) {t2 - t1:.3f} s"
     )
     # Memory the serving side holds for one snapshot, per pod (keys and usages).
     results = usages(args.nodes, args.pods, args.cycles)
