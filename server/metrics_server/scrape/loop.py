@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Collection, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator
 from typing import Any, Protocol
 
 import trio
@@ -89,9 +89,11 @@ class ScrapeLoop:
         node_filter: Callable[[NodeInfo], bool] | None = None,
         time_ns: Callable[[], int] = time.time_ns,
         ingest: Callable[[Any], Callable[[Any], object]] = _add_batches,
+        after_publish: Callable[[], Awaitable[object]] | None = None,
     ) -> None:
         """`ingest(storage_cycle)` is the `on_batch` given to the scraper for that cycle (default:
-        its `add`, for `NodeBatch`es)."""
+        its `add`, for `NodeBatch`es). `after_publish()` runs after each tick's publish (the
+        wiring releases freed memory there, `metrics_server.memory`)."""
         if resolution <= 0:
             raise ValueError(f"resolution must be positive, got {resolution}")
         self.resolution = resolution
@@ -103,6 +105,7 @@ class ScrapeLoop:
         self._node_filter = node_filter
         self._time_ns = time_ns
         self._ingest = ingest
+        self._after_publish = after_publish
         self.last_tick_start: float | None = None
         self.last_tick_duration: float | None = None
         self.ticks = 0
@@ -150,6 +153,8 @@ class ScrapeLoop:
             # Staleness of failed nodes' points is judged when the snapshot becomes visible.
             for _ in cycle.publish_steps(frozenset(result.failed), now_ns=self._time_ns()):
                 await trio.lowlevel.checkpoint()
+            if self._after_publish is not None:
+                await self._after_publish()
             node_points, container_points = self._storage.points()
             if self._metrics is not None:
                 self._metrics.set_storage_points(node_points, container_points)

@@ -34,6 +34,7 @@ from typing import cast
 
 import trio
 
+from metrics_server import memory
 from metrics_server.kube.objects import NodeAddress, NodeInfo
 from metrics_server.logs import configure_logging
 from metrics_server.scrape.batch import NodeBatch, PodKey
@@ -144,6 +145,7 @@ class _Worker:
         if pending:
             self.out.send_nowait(p.encode(p.Results(number, pending)))
         await _publish(storage_cycle, result.failed.keys())
+        memory.trim()  # the freed cycle back to the system (see `metrics_server.memory`)
         resident, pss = memory_bytes()
         stats = p.WorkerStats(
             cpu_seconds=_cpu_seconds(),
