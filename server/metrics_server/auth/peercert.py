@@ -11,8 +11,8 @@ carrying a `TLSContextSource` under `CONFIG_ATTR` it:
 2. does the handshake itself (hypercorn's later `do_handshake()` is then a no-op) and logs a
    failure, e.g. a client certificate from an unknown CA;
 3. gives the connection its own state dict holding a `PeerTLS` under `PEER_STATE_KEY`;
-4. writes large responses in pieces of `MAX_TLS_WRITE` (see there: memory), and frees what the
-   connection held when it ends;
+4. writes large responses in pieces of `MAX_TLS_WRITE`, and frees what the connection held when
+   it ends (`_let_go`; both for memory the collector does not see);
 5. makes two per-request costs of hypercorn's connection handling per-connection ones (same
    behaviour, measured with tests/server/auth/bench_request.py):
    * the keep-alive (idle) timer: hypercorn cancels its idle task when a request starts and
@@ -29,7 +29,8 @@ patch is harmless to other hypercorn servers in the process.
 
 Internals relied on (checked by `install()`, and end to end by tests/server/auth): the module
 attribute `hypercorn.trio.run.TCPServer`, its constructor signature, its `stream`, `config`,
-`state`, `context`, `idle_task`, `send_lock` and `protocol` attributes (the idle task is only ever
+`state`, `context`, `idle_task`, `send_lock` and `protocol` attributes (and that it, like trio's
+SSLStream, keeps its state in its instance `__dict__`) (the idle task is only ever
 driven through `restart(task_group, action)` and `stop()`), `protocol_send` (whose `RawData`
 branch `_send_in_pieces` repeats), `_initiate_server_close`, and the task group's `spawn`.
 """
@@ -185,6 +186,7 @@ class PeerCertTCPServer(TCPServer):
         except (trio.BrokenResourceError, trio.TooSlowError) as exc:
             _log_handshake_failure(transport, exc)
             await trio.aclose_forcefully(stream)
+            _let_go(self, stream)
             return
         der = stream.getpeercert(binary_form=True)
         peer = PeerTLS(
@@ -196,12 +198,23 @@ class PeerCertTCPServer(TCPServer):
         try:
             await super().run()
         finally:
-            # The connection is over: hypercorn's TCPServer is in reference cycles (its protocol
-            # holds its bound `protocol_send`, its idle task holds it), so it would wait for a
-            # full collection, which the server's thresholds make rare. Dropping its attributes
-            # frees what only it holds now. (trio's SSLStream is in a cycle of its own, through
-            # its handshake `_Once`; what it keeps is bounded by `MAX_TLS_WRITE`.)
-            self.__dict__.clear()
+            _let_go(self, stream)
+
+
+def _let_go(*finished: object) -> None:
+    """Drop every attribute of a finished connection's objects (the hypercorn server object and
+    our TLS stream), so that what they hold is freed now, by refcount. (The stream hypercorn made,
+    unused, is closed by trio's listener code after this; it never held buffers.)
+
+    Each is in a reference cycle: hypercorn's TCPServer through its protocol (which holds its
+    bound `protocol_send`) and its idle task, trio's SSLStream through its handshake `_Once`
+    (which holds its bound `_do_handshake`). Unreachable cycles wait for a full collection, which
+    the server's thresholds make rare, and a TLS stream holds native memory the collector does not
+    see (OpenSSL's SSL object and memory BIOs). Measured before: the serving process grew ~4.5 KB
+    per node per cycle from /metrics reads over new connections (docs/performance.md, round 3).
+    """
+    for obj in finished:
+        vars(obj).clear()
 
 
 def _log_handshake_failure(transport: trio.SocketStream, exc: BaseException) -> None:
