@@ -1,6 +1,6 @@
 """Memory per cycle of bench runs: the curve, and the growth rate that says whether it is flat.
 
-    python -m bench.memcurve RESULT.json [RESULT.json ...] [--skip 5] [--max-slope 1.0] [--plot PNG]
+    python -m bench.memcurve [LABEL=]RESULT.json ... [--skip 5] [--max-slope 1.0] [--plot PNG]
 
 For each result (`bench run` output), prints the growth of the server's memory per cycle after
 the first `--skip` cycles: the least-squares slope of the per-cycle PSS of all its processes
@@ -70,18 +70,20 @@ def plot(runs: list[tuple[str, dict[str, Any]]], out: Path, skip: int) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.memcurve", description=__doc__)
-    parser.add_argument("results", type=Path, nargs="+")
+    parser.add_argument("results", nargs="+", help="result JSON, optionally LABEL=PATH")
     parser.add_argument("--skip", type=int, default=5, help="cycles left out of the slope (warm-up)")
     parser.add_argument("--max-slope", type=float, default=None, help="MiB per cycle; exit 1 above it")
     parser.add_argument("--plot", type=Path, default=None)
     args = parser.parse_args(argv)
     runs = []
     failed = False
-    for path in args.results:
+    for given in args.results:
+        name, _, text = given.rpartition("=")
+        path = Path(text)
         result = orjson.loads(path.read_bytes())
         values = series(result)
         rate = slope(values[args.skip :])
-        name = label(result, path)
+        name = name or label(result, path)
         print(
             f"{name}: {len(values)} cycles, {rate:+.2f} MiB/cycle after cycle {args.skip} "
             f"(first {values[0]:.0f}, min {min(values):.0f}, max {max(values):.0f}, "

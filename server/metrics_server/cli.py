@@ -235,7 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=-1,
         metavar="N|auto",
         help="Scrape worker processes, each owning a share of the nodes; 0 scrapes in the serving "
-        "process. auto (default): 0 below 2000 nodes, else one per 5000 nodes, at most CPUs - 1 "
+        "process. auto (default): 0 below 3000 nodes, else one per 5000 nodes, at most CPUs - 1 "
         "(decided once the node list is known).",
     )
 

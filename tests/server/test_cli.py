@@ -169,3 +169,19 @@ def test_main_hands_options_to_the_runner() -> None:
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--version"]) == 0
     assert capsys.readouterr().out == "metrics-server 0.1.0\n"
+
+
+@pytest.mark.parametrize(("value", "parsed"), [("auto", -1), ("0", 0), ("3", 3)])
+def test_scrape_workers(value: str, parsed: int) -> None:
+    assert parse_options([f"--scrape-workers={value}"]).scrape_workers == parsed
+    assert parse_options([]).scrape_workers == -1  # auto by default
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [("-1", "must not be negative, got -1"), ("two", "expected a count or auto, got 'two'")],
+)
+def test_scrape_workers_refused(value: str, message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        parse_options([f"--scrape-workers={value}"])
+    assert f"argument --scrape-workers: {message}" in capsys.readouterr().err

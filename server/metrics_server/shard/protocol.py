@@ -24,10 +24,10 @@ Conversation (server -> worker: `Configure`, `Assign`, `Scrape`; worker -> serve
 4. End of stream from the server: the worker stops what it does and exits (drain). End of stream
    from a worker: it is gone; the server restarts it.
 
-Why msgspec MessagePack: 5000 nodes x 30 pods of usages are ~10 MB per cycle, encoded in ~20 ms
-and decoded straight into the store's tuples in ~80-140 ms; orjson (JSON) was ~16 MB, 45-95 ms to
-encode and 100-240 ms to decode into lists that then need converting
-(`tests/server/shard/bench_protocol.py`).
+Why msgspec MessagePack: 5000 nodes x 30 pods of usages are 12.8 MiB per cycle, encoded in
+20-40 ms and decoded straight into the store's tuples (keys, usages) in 130-180 ms; orjson (JSON)
+would be 19.3 MiB, 60 ms to encode and 80 ms to decode into lists that then need converting to
+those tuples, element by element (`tests/server/shard/bench_protocol.py`, shared machine).
 """
 
 from __future__ import annotations

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from metrics_server.shard.pool import default_workers
 from metrics_server.shard.ring import HashRing
 
 NAMES = [f"node-{i:05d}" for i in range(5000)]
@@ -35,3 +36,11 @@ def test_adding_a_worker_moves_only_nodes_to_it_and_few_of_them(workers: int) ->
 def test_a_ring_needs_a_worker() -> None:
     with pytest.raises(ValueError, match="at least one worker"):
         HashRing(0)
+
+
+@pytest.mark.parametrize(
+    ("nodes", "cpus", "workers"),
+    [(100, 8, 0), (2999, 8, 0), (3000, 2, 1), (5000, 2, 1), (5000, 1, 1), (12000, 8, 3), (30000, 4, 3)],
+)
+def test_auto_worker_count(nodes: int, cpus: int, workers: int) -> None:
+    assert default_workers(nodes, cpus) == workers
