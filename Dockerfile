@@ -3,7 +3,11 @@
 # environment, run as UID 65534 with a read-only root filesystem (the only writable path is the
 # --cert-dir emptyDir at /tmp). Build from the repository root:
 #   docker build -t ghcr.io/k8s-metrics-server/metrics-server:v0.1.0 .
-ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+# Reproducible: the base is pinned by digest (python:3.11-slim-bookworm), and every dependency
+# is installed from image/requirements.lock with its hash (image/install.sh, which CI runs too).
+# To move the base: `docker buildx imagetools inspect python:3.11-slim-bookworm`, put its digest
+# here, and run `python image/lock.py` if the Python minor version or Debian release changes.
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm@sha256:2e32f7d302adc1c37428355c1e646897c0c53f4fd60b6a551245fb90ee129f91
 
 FROM ${PYTHON_IMAGE} AS build
 ENV PIP_NO_CACHE_DIR=1 \
@@ -12,12 +16,11 @@ WORKDIR /src
 COPY client/ client/
 COPY server/ server/
 COPY sim/ sim/
+COPY image/ image/
 COPY pyproject.toml README.md ./
-# Wheels for the two local projects and every dependency, then an install from those wheels
-# only, so the runtime stage receives a finished environment and no build tools.
-RUN python -m pip wheel --wheel-dir /wheels ./client . \
- && python -m venv /opt/venv \
- && /opt/venv/bin/pip install --no-index --find-links /wheels k8s-metrics-client k8s-metrics-server
+# The locked dependencies (hash-checked, no resolution), then the client and the server built
+# from this tree, so the runtime stage receives a finished environment and no build tools.
+RUN sh image/install.sh /opt/venv
 
 FROM ${PYTHON_IMAGE}
 # pip compiled the bytecode at install time; nothing may be written at run time.

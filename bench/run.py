@@ -1,5 +1,10 @@
 """Run one scale scenario: simulator and metrics server in their own processes, measured from outside.
 
+With `--reference PATH` (metrics-server v0.8.0, `../shared/reference/bin/metrics-server-v0.8.0`),
+the same simulator instance serves three servers one after the other: ours, the reference, ours
+again (so drift of the machine or the simulator shows), each started with the same flags on the
+same port and measured the same way; the result holds all three and the ratios ours / reference.
+
 Sequence: start `python -m kubesim` (N nodes x M pods, aggregator pointed at the server's port),
 start the real server with the flags the simulator prints (plus `--metric-resolution=R`), wait
 for `/readyz`, wait for one more tick (the first is cold: TLS handshakes), then record K cycles
@@ -7,7 +12,8 @@ while the API load (bench.load) runs. Per cycle (one line printed each):
 
 * duration: from the server's `metrics_server_manager_tick_duration_seconds` (the `_sum` delta
   over the `_count` delta between two polls of `/metrics`, so each cycle's own duration);
-* server CPU (cores) and RSS from /proc/<pid>; the simulator's and this harness's CPU too, as
+* server CPU (cores), RSS and PSS from /proc for the server and its children (scrape workers,
+  `ProcSample.read_tree`); the simulator's and this harness's CPU too, as
   they share the machine;
 * kubelet requests ok/failed and stored points from the same `/metrics`.
 
@@ -59,12 +65,16 @@ threading.Thread(target=dump, daemon=True).start()
 from metrics_server.cli import main
 sys.exit(main())
 """
-"""`--tracemalloc DIR`: the server with tracemalloc on, dumping a snapshot every N seconds
-(`bench.tracediff` compares them). Taking one holds the GIL for a while: latencies of such a run
-are not results."""
+"""With `BENCH_TRACEMALLOC_DIR` set: the server with tracemalloc on, dumping a snapshot every
+`BENCH_TRACEMALLOC_EVERY` seconds (`bench.tracediff` compares them). Taking one holds the GIL for
+a while: latencies of such a run are not results."""
 _READY_LINE = re.compile(r"kubesim ready in ([\d.]+)s")
 _APISERVER_LINE = re.compile(r"apiserver:\s+(https://\S+)")
 _KUBELET_LINE = re.compile(r"kubelets:\s+https://[^\s,]+:(\d+)")
+
+
+def _server_main() -> str:
+    return TRACED_SERVER_MAIN if os.environ.get("BENCH_TRACEMALLOC_DIR") else SERVER_MAIN
 
 
 class BenchError(RuntimeError):
@@ -85,6 +95,8 @@ class Scenario:
     ready_timeout_s: float = 900.0
     server_args: tuple[str, ...] = ()
     server_python: str | None = None
+    reference: str | None = None
+    """metrics-server's binary: measured after ours, on the same simulator, then ours again."""
     """Interpreter for the server (default: the harness's own), e.g. a virtualenv with only the
     runtime dependencies, as a container image has."""
     """Extra server flags (after the harness's own, so they win), e.g. `--kubelet-max-concurrency=64`."""
@@ -162,6 +174,9 @@ class Harness:
         self.kubelet_port = 0
         self.timings: dict[str, float] = {}
         self.cycles: list[dict[str, Any]] = []
+        self.phase = "ours"
+        self.binary: str | None = None
+        """None: our server; else the reference binary (this phase)."""
 
     def say(self, text: str) -> None:
         if self.progress:
@@ -215,13 +230,18 @@ class Harness:
             f"(rss {self.timings['simulator_rss_mib_at_ready']:.0f} MiB), apiserver {self.api_url}"
         )
 
+    @property
+    def cert_dir(self) -> Path:
+        return self.state / f"ms-certs-{self.phase}"
+
     def server_argv(self) -> list[str]:
         kc = self.state / "metrics-server.kubeconfig"
+        launcher = (
+            [self.binary] if self.binary else [self.s.server_python or sys.executable, "-c", _server_main()]
+        )
         return (
             [
-                self.s.server_python or sys.executable,
-                "-c",
-                TRACED_SERVER_MAIN if os.environ.get("BENCH_TRACEMALLOC_DIR") else SERVER_MAIN,
+                *launcher,
                 f"--kubeconfig={kc}",
                 f"--authentication-kubeconfig={kc}",
                 f"--authorization-kubeconfig={kc}",
@@ -230,7 +250,7 @@ class Harness:
                 f"--kubelet-port={self.kubelet_port}",
                 f"--secure-port={self.port}",
                 "--bind-address=127.0.0.1",
-                f"--cert-dir={self.state / 'ms-certs'}",
+                f"--cert-dir={self.cert_dir}",
                 f"--metric-resolution={duration_flag(self.s.resolution_s)}",
             ]
             + (
@@ -239,11 +259,11 @@ class Harness:
                 if 0.9 * self.s.resolution_s < 10
                 else []
             )
-            + list(self.s.server_args)
+            + (list(self.s.server_args) if not self.binary else [])
         )
 
     async def start_server(self) -> None:
-        self.server = await self._spawn("metrics-server", self.server_argv())
+        self.server = await self._spawn(f"metrics-server-{self.phase}", self.server_argv())
         self.server_started = time.monotonic()
 
     # --- clients -----------------------------------------------------------------------
@@ -255,11 +275,12 @@ class Harness:
 
     def server_client(self, **kwargs: Any) -> httpx.AsyncClient:
         """A client for the server itself, verifying its self-signed serving certificate."""
-        ctx = ssl.create_default_context(cafile=str(self.state / "ms-certs" / "apiserver.crt"))
+        ctx = ssl.create_default_context(cafile=str(self.cert_dir / "apiserver.crt"))
         return httpx.AsyncClient(
             base_url=f"https://127.0.0.1:{self.port}",
             verify=ctx,
-            headers={"Authorization": f"Bearer {self.admin_token()}"},
+            # identity: metrics-server writes /metrics as two gzip members, httpx reads the first only
+            headers={"Authorization": f"Bearer {self.admin_token()}", "Accept-Encoding": "identity"},
             timeout=60,
             **kwargs,
         )
@@ -283,7 +304,7 @@ class Harness:
                 self.server.check_alive()
                 if time.monotonic() > deadline:
                     raise BenchError(f"metrics server not ready in time:\n{self.server.tail()}")
-                if client is None and (self.state / "ms-certs" / "apiserver.crt").exists():
+                if client is None and (self.cert_dir / "apiserver.crt").exists():
                     client = self.server_client()
                 if client is not None:
                     try:
@@ -450,36 +471,83 @@ class Harness:
     # --- the whole run -----------------------------------------------------------------
 
     async def run(self) -> dict[str, Any]:
+        phases: dict[str, dict[str, Any]] = {}
+        order = [("ours", None)]
+        if self.s.reference:
+            order += [("reference", self.s.reference), ("ours_again", None)]
         try:
             await self.start_simulator()
-            await self.start_server()
-            await self.wait_ready()
-            summary = await self.measure()
+            for phase, binary in order:
+                self.phase, self.binary, self.cycles = phase, binary, []
+                self.say(f"--- {phase}: {binary or 'this server'}")
+                await self.start_server()
+                await self.wait_ready()
+                summary = await self.measure()
+                phases[phase] = {
+                    "summary": summary,
+                    "cycles": self.cycles,
+                    "server_ready_s": self.timings["server_ready_s"],
+                }
+                await self.stop_server()
         finally:
             await self.stop()
+        summary, self.cycles = phases["ours"]["summary"], phases["ours"]["cycles"]
+        extra: dict[str, Any] = {}
+        if self.s.reference:
+            # The path of this machine stays out of the result: the binary's name says which.
+            extra = {
+                "reference_binary": Path(self.s.reference).name,
+                "reference": phases["reference"],
+                "ours_again": phases["ours_again"],
+                "ratios": ratios(summary, phases["reference"]["summary"]),
+            }
         return {
             "scenario": {
                 **asdict(self.s),
                 # The flags as run, with this machine's temporary state path abstracted away.
-                "server_argv": [a.replace(str(self.state), "<state>") for a in self.server_argv()[3:]],
+                "server_argv": [a.replace(str(self.state), "<state>") for a in self._flags()],
             },
             "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "machine": machine_info(),
             "startup": self.timings,
             "summary": summary,
             "cycles": self.cycles,
+            **extra,
         }
+
+    def _flags(self) -> list[str]:
+        """Our server's flags as run (the reference got the same, without `server_args`)."""
+        self.phase, self.binary = "ours", None
+        return self.server_argv()[3:]
+
+    async def stop_server(self) -> None:
+        proc, self.server = self.server, None
+        await _terminate(proc)
 
     async def stop(self) -> None:
         for proc in (self.server, self.sim):
-            if proc is None or proc.process.returncode is not None:
-                continue
-            proc.process.terminate()
-            with trio.move_on_after(20):
-                await proc.process.wait()
-            if proc.process.returncode is None:
-                proc.process.kill()
-                await proc.process.wait()
+            await _terminate(proc)
+
+
+async def _terminate(proc: Proc | None) -> None:
+    """SIGTERM, then SIGKILL after 20 s; nothing for a process already gone."""
+    if proc is None or proc.process.returncode is not None:
+        return
+    proc.process.terminate()
+    with trio.move_on_after(20):
+        await proc.process.wait()
+    if proc.process.returncode is None:
+        proc.process.kill()
+        await proc.process.wait()
+
+
+def ratios(ours: Any, ref: Any) -> Any:
+    """ours / reference for every number of a summary (same shape; None where the reference is 0)."""
+    if isinstance(ours, dict) and isinstance(ref, dict):
+        return {k: ratios(v, ref[k]) for k, v in ours.items() if k in ref}
+    if isinstance(ours, (int, float)) and isinstance(ref, (int, float)) and not isinstance(ours, bool):
+        return round(ours / ref, 3) if ref else None
+    return None
 
 
 def result_name(s: Scenario) -> str:
@@ -532,6 +600,12 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
         metavar="FLAG",
         help="extra server flag, repeatable (e.g. --server-arg=--kubelet-max-concurrency=64)",
     )
+    p.add_argument(
+        "--reference",
+        metavar="PATH",
+        help="also measure this metrics-server binary on the same simulator: ours, it, ours again "
+        "(e.g. ../shared/reference/bin/metrics-server-v0.8.0)",
+    )
     p.add_argument("--keep", action="store_true", help="keep the state directory and process logs")
     p.add_argument("--no-report", action="store_true", help="do not re-render the table and plot in --out")
 
@@ -557,6 +631,7 @@ def scenario_from(args: argparse.Namespace) -> Scenario:
         address_prefix=args.address_prefix,
         server_args=tuple(args.server_arg),
         server_python=args.server_python,
+        reference=args.reference,
     )
 
 

@@ -4,6 +4,7 @@ with the Horizontal Pod Autoscaler's algorithm (kubernetes/kubernetes pkg/contro
 
     python examples/hpa_autoscaler.py -n shop -l app=web --target-millicores 100
     python examples/hpa_autoscaler.py -n shop --deployment web --target-utilization 60 --apply
+    python examples/hpa_autoscaler.py -n shop --statefulset db --target-millicores 300 --apply --watch
 
 Targets (choose one):
 
@@ -28,15 +29,18 @@ What the HPA does, and this script does too:
 * The result is clamped to ``--min-replicas``/``--max-replicas``. (Not modelled: the HPA's stabilisation
   window and scaling policies, which only limit how fast it moves towards this number.)
 
-The current replica count is the Deployment's ``scale`` status with ``--deployment`` (whose selector is
-then used), else ``--current-replicas``, else the number of matching pods that are not ignored.
-``--apply`` (with ``--deployment``) patches the Deployment's ``scale`` subresource.
+The current replica count is the workload's ``scale`` status with ``--deployment``, ``--statefulset`` or
+``--replicaset`` (whose selector is then used), else ``--current-replicas``, else the number of matching
+pods that are not ignored. ``--apply`` (with a workload) sets its ``scale`` (k8s_metrics.ScaleClient).
+``--watch`` waits for the Metrics API (``wait_until_available``), then evaluates again each time a pod of
+the selector has a new sample (``watch_pods``), until interrupted.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
+import functools
 import math
 import sys
 from collections.abc import Iterable, Mapping
@@ -44,8 +48,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from k8s_metrics import ConfigError, Metrics, MetricsError, PodUsage, open_metrics
-from k8s_metrics.errors import error_from_status, status_from_body
+from k8s_metrics import ConfigError, Metrics, MetricsError, PodUsage, ScaleClient, open_metrics
 from k8s_metrics.quantity import cpu_millicores
 
 TOLERANCE = 0.1
@@ -224,86 +227,113 @@ def desired_replicas(
 # --------------------------------------------------------------------------------------------------
 
 
-def _scale_path(namespace: str, deployment: str) -> str:
-    return f"/apis/apps/v1/namespaces/{namespace}/deployments/{deployment}/scale"
+@dataclass(frozen=True)
+class Target:
+    """What to scale: a workload (kind and name) or only a label selector (dry run)."""
+
+    kind: str
+    name: str
 
 
-def apply_scale(metrics: Metrics[Decimal], namespace: str, deployment: str, replicas: int) -> None:
-    """PATCH the Deployment's scale subresource (a JSON merge patch of spec.replicas)."""
-    response = metrics.client.get_httpx_client().patch(
-        _scale_path(namespace, deployment),
-        content=f'{{"spec":{{"replicas":{replicas}}}}}',
-        headers={"Content-Type": "application/merge-patch+json"},
+def evaluate(
+    metrics: Metrics[Decimal], scales: ScaleClient, args: argparse.Namespace, namespace: str
+) -> tuple[int, int, str]:
+    """One pass of the HPA: read the scale and the pods, print the report; (desired, current, selector)."""
+    selector, current = args.selector, args.current_replicas
+    target: Target | None = args.target
+    if target is not None:
+        scale = scales.get(target.kind, namespace, target.name)
+        selector = selector or scale.selector
+        current = scale.current_replicas if current is None else current
+    if not selector:
+        raise ScaleError("a label selector is needed: pass -l or a workload")
+    usage = metrics.pods(namespace, label_selector=selector)
+    if not usage:
+        raise ScaleError("no metrics returned from resource metrics API")
+    pods = metrics.get_json(f"/api/v1/namespaces/{namespace}/pods", {"labelSelector": selector})["items"]
+    samples = samples_of(usage)
+    now = datetime.datetime.now(datetime.UTC)
+    groups = group_pods(pods, samples, now)
+    if current is None:
+        current = len(pods) - len(groups.ignored)
+    replicas, ratio, groups = desired_replicas(
+        current,
+        pods,
+        samples,
+        now=now,
+        target_millicores=args.target_millicores,
+        target_utilization=args.target_utilization,
+        tolerance=args.tolerance,
     )
-    if response.status_code >= 300:
-        status = status_from_body(response.status_code, response.content)
-        raise error_from_status(status, verb="patch", resource="deployments.apps", name=deployment)
+    desired = min(max(replicas, args.min_replicas), args.max_replicas)
+    goal = (
+        f"{args.target_millicores}m per pod"
+        if args.target_millicores is not None
+        else f"{args.target_utilization}% of requests"
+    )
+    print(f"pods matching {selector} in {namespace}: {len(pods)}")
+    print(f"  with metrics and ready: {groups.ready}")
+    for label, names in (
+        ("missing metrics", groups.missing),
+        ("unready", groups.unready),
+        ("ignored", groups.ignored),
+    ):
+        print(f"  {label}: {len(names)}" + (f" ({', '.join(sorted(names))})" if names else ""))
+    print(f"target: {goal}; usage ratio {ratio:.2f} (tolerance {args.tolerance})")
+    print(f"desired replicas: {desired} (current: {current})", flush=True)
+    return desired, current, selector
 
 
 def run(args: argparse.Namespace) -> int:
     with open_metrics(kubeconfig=args.kubeconfig, context=args.context) as metrics:
+        scales = ScaleClient(metrics.client)  # the same connection; closed with it
         namespace = args.namespace or metrics.default_namespace
-        selector, current = args.selector, args.current_replicas
-        if args.deployment:
-            scale = metrics.get_json(_scale_path(namespace, args.deployment))
-            selector = selector or scale.get("status", {}).get("selector", "")
-            current = scale.get("status", {}).get("replicas", 0) if current is None else current
-        if not selector:
-            raise ScaleError("a label selector is needed: pass -l or --deployment")
-        usage = metrics.pods(namespace, label_selector=selector)
-        if not usage:
-            raise ScaleError("no metrics returned from resource metrics API")
-        pods = metrics.get_json(f"/api/v1/namespaces/{namespace}/pods", {"labelSelector": selector})["items"]
-        samples = samples_of(usage)
-        now = datetime.datetime.now(datetime.UTC)
-        groups = group_pods(pods, samples, now)
-        if current is None:
-            current = len(pods) - len(groups.ignored)
-        replicas, ratio, groups = desired_replicas(
-            current,
-            pods,
-            samples,
-            now=now,
-            target_millicores=args.target_millicores,
-            target_utilization=args.target_utilization,
-            tolerance=args.tolerance,
-        )
-        desired = min(max(replicas, args.min_replicas), args.max_replicas)
-
-        target = (
-            f"{args.target_millicores}m per pod"
-            if args.target_millicores is not None
-            else f"{args.target_utilization}% of requests"
-        )
-        print(f"pods matching {selector} in {namespace}: {len(pods)}")
-        print(f"  with metrics and ready: {groups.ready}")
-        for label, names in (
-            ("missing metrics", groups.missing),
-            ("unready", groups.unready),
-            ("ignored", groups.ignored),
-        ):
-            print(f"  {label}: {len(names)}" + (f" ({', '.join(sorted(names))})" if names else ""))
-        print(f"target: {target}; usage ratio {ratio:.2f} (tolerance {args.tolerance})")
-        print(f"desired replicas: {desired} (current: {current})")
-        if not args.apply:
-            print("dry run: nothing changed (use --apply with --deployment to scale)")
-        elif desired == current:
-            print("nothing to change")
-        else:
-            apply_scale(metrics, namespace, args.deployment, desired)
-            print(f"scaled deployment {namespace}/{args.deployment} to {desired}")
+        if args.watch:
+            metrics.wait_until_available(timeout=args.wait_timeout)
+        desired, current, selector = evaluate(metrics, scales, args, namespace)
+        act(scales, args, namespace, desired, current)
+        if not args.watch:
+            return 0
+        # Again for every new sample of the target's pods, until interrupted.
+        for _batch in metrics.watch_pods(namespace, label_selector=selector):
+            desired, current, selector = evaluate(metrics, scales, args, namespace)
+            act(scales, args, namespace, desired, current)
     return 0
 
 
+def act(scales: ScaleClient, args: argparse.Namespace, namespace: str, desired: int, current: int) -> None:
+    target: Target | None = args.target
+    if not args.apply or target is None:
+        print("dry run: nothing changed (use --apply with a workload to scale)", flush=True)
+    elif desired == current:
+        print("nothing to change", flush=True)
+    else:
+        scales.set_replicas(target.kind, namespace, target.name, desired)
+        print(f"scaled {target.kind} {namespace}/{target.name} to {desired}", flush=True)
+
+
+DESCRIPTION = (
+    "An HPA-style autoscaler for CPU: the desired replica count of a workload (or of the pods of a label "
+    "selector), computed with the Horizontal Pod Autoscaler's algorithm from the Metrics API, and applied "
+    "to the workload's scale subresource with --apply. Once, or on every new sample with --watch."
+)
+
+
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=DESCRIPTION)
     parser.add_argument(
         "-n", "--namespace", default="", help="namespace (default: the context's, else default)"
     )
     parser.add_argument("-l", "--selector", default="", help="label selector of the pods")
-    parser.add_argument(
-        "--deployment", help="the Deployment to read the replicas and selector of (and to scale)"
-    )
+    workload = parser.add_mutually_exclusive_group()
+    for kind in ("deployment", "statefulset", "replicaset"):
+        workload.add_argument(
+            f"--{kind}",
+            metavar="NAME",
+            type=functools.partial(Target, kind),
+            dest="target",
+            help=f"the {kind} to read the replicas and selector of (and to scale)",
+        )
     target = parser.add_mutually_exclusive_group(required=True)
     target.add_argument("--target-millicores", type=int, help="target average CPU per pod, in millicores")
     target.add_argument("--target-utilization", type=int, help="target average CPU, in percent of requests")
@@ -311,14 +341,20 @@ def main() -> int:
     parser.add_argument("--current-replicas", type=int, help="override the current replica count")
     parser.add_argument("--min-replicas", type=int, default=1)
     parser.add_argument("--max-replicas", type=int, default=sys.maxsize)
-    parser.add_argument("--apply", action="store_true", help="scale the Deployment (default: dry run)")
+    parser.add_argument("--apply", action="store_true", help="scale the workload (default: dry run)")
+    parser.add_argument(
+        "--watch", action="store_true", help="wait for the Metrics API, then repeat on every new sample"
+    )
+    parser.add_argument(
+        "--wait-timeout", type=float, default=300.0, help="with --watch: seconds to wait for the API (300)"
+    )
     parser.add_argument(
         "--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, ~/.kube/config, in-cluster)"
     )
     parser.add_argument("--context", help="kubeconfig context (default: the current one)")
     args = parser.parse_args()
-    if args.apply and not args.deployment:
-        parser.error("--apply needs --deployment")
+    if args.apply and args.target is None:
+        parser.error("--apply needs a workload (--deployment, --statefulset or --replicaset)")
     for name in ("target_millicores", "target_utilization"):
         if getattr(args, name) is not None and getattr(args, name) <= 0:
             parser.error(f"--{name.replace('_', '-')} must be positive")
@@ -327,6 +363,8 @@ def main() -> int:
     except (ScaleError, MetricsError, ConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        return 130
 
 
 if __name__ == "__main__":

@@ -22,7 +22,11 @@ accept a quantity string, an already-parsed :class:`~decimal.Decimal` or an ``in
 round away from zero (the ceiling for non-negative values), as ``Quantity.MilliValue()`` and
 ``Quantity.Value()`` do; ``kubectl top`` shows ``MilliValue()`` of CPU, so ``"1n"`` is shown as ``1m``.
 
-Formatting quantities back to canonical strings is deliberately not provided here.
+Formatting, the other way, is ``Quantity.String()`` of the quantities the Metrics API and the kubelet
+build, byte for byte: :func:`cpu_quantity` (nanocores, ``NewScaledQuantity(n, -9)``: ``"168064370n"``,
+``"12m"``, ``"2"``), :func:`memory_quantity` (bytes, BinarySI: ``"1948212Ki"``, ``"5Mi"``,
+``"1000000"``) and :func:`decimal_quantity` (any ``value × 10**scale`` in DecimalSI: millicores are
+``decimal_quantity(mc, -3)``). They take ints in the int64 range and raise nothing.
 """
 
 from __future__ import annotations
@@ -35,7 +39,10 @@ __all__ = [
     "cpu_cores",
     "cpu_millicores",
     "cpu_nanocores",
+    "cpu_quantity",
+    "decimal_quantity",
     "memory_bytes",
+    "memory_quantity",
     "parse_quantity",
     "to_decimal",
 ]
@@ -282,3 +289,57 @@ def memory_bytes(quantity: QuantityLike) -> int:
     ``kubectl top`` divides this value by 2**20 to show ``Mi``.
     """
     return _scaled_integer(quantity, 0)
+
+
+# --------------------------------------------------------------------------------------------------
+# Formatting (Quantity.String())
+# --------------------------------------------------------------------------------------------------
+
+_SUFFIX_OF_EXPONENT: Final = {exponent: suffix for suffix, exponent in _DECIMAL_SUFFIXES.items()}
+_BINARY_SUFFIX_OF_POWER: Final = ("", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei")
+
+
+def decimal_quantity(value: int, scale: int) -> str:
+    """``value × 10**scale`` as a canonical DecimalSI quantity (``int64Amount.AsCanonicalBytes``):
+    ``decimal_quantity(1500, -3)`` is ``"1500m"``, ``decimal_quantity(2000, -3)`` is ``"2"``.
+
+    Trailing zero digits move into the exponent, which is then lowered to a multiple of 3 by padding the
+    mantissa (Go multiplies by 10 or 100; Python's floor modulo gives the same pad).
+    """
+    if value == 0:
+        return "0"
+    digits = str(-value if value < 0 else value)
+    stripped = digits.rstrip("0")
+    exponent = scale + len(digits) - len(stripped)
+    pad = exponent % 3
+    suffix = _SUFFIX_OF_EXPONENT.get(exponent - pad)
+    if suffix is None:
+        suffix = f"e{exponent - pad}"
+    return f"{'-' if value < 0 else ''}{stripped}{'0' * pad}{suffix}"
+
+
+def cpu_quantity(nanocores: int) -> str:
+    """CPU usage as metrics-server serves it (``NewScaledQuantity(nanocores, -9)``): ``"168064370n"``,
+    ``"5u"``, ``"12m"``, ``"2"``, ``"0"``."""
+    if nanocores % 1000:
+        # The usual case (measured rates are rarely round): at most two trailing zeros, which the
+        # canonical form pads back, so it stays in nanocores.
+        return f"{nanocores}n"
+    return decimal_quantity(nanocores, -9)
+
+
+def memory_quantity(num_bytes: int) -> str:
+    """A BinarySI byte quantity (``NewQuantity(bytes, BinarySI)``): ``"1948212Ki"``, ``"5Mi"``,
+    ``"1000000"``; below 1024 it is DecimalSI (``"1k"`` for 1000)."""
+    if -1024 < num_bytes < 1024:
+        return decimal_quantity(num_bytes, 0)
+    if num_bytes & 1023:
+        return str(num_bytes)  # not a whole KiB (two's complement: the same test for negatives)
+    if num_bytes & 1_048_575:  # whole KiB, not MiB: the usual working set (pages of 4 KiB)
+        return f"{num_bytes >> 10}Ki"
+    amount = -num_bytes if num_bytes < 0 else num_bytes
+    power = 0
+    while not amount & 1023:  # int64 cannot hold 1024**7, so the suffix table suffices
+        amount >>= 10
+        power += 1
+    return f"{'-' if num_bytes < 0 else ''}{amount}{_BINARY_SUFFIX_OF_POWER[power]}"

@@ -23,14 +23,14 @@ from decimal import Decimal
 from typing import Any, Final, TextIO
 from urllib.parse import quote
 
-from .client import _GENERIC_ERRORS  # client-go's generic messages, kept in one place
-from .errors import ApiError, MetricsError, TransportError
+from .durations import format_duration
+from .errors import ApiError, MetricsError, TransportError, generic_reason_message
 from .kubeconfig import ConfigError
 from .quantity import cpu_millicores, parse_quantity
 from .tabwriter import tabwrite
 from .usage import Metrics, NodeUsage, PodUsage, open_metrics
 
-__all__ = ["TopError", "format_go_duration", "main", "render_nodes", "render_pods"]
+__all__ = ["TopError", "main", "render_nodes", "render_pods"]
 
 _MI: Final = 1024 * 1024
 _UNKNOWN: Final = "<unknown>"
@@ -169,40 +169,31 @@ def _sorted_by(items: Iterable[Any], sort_by: str, name: Callable[[Any], str]) -
     return sorted(items, key=name)
 
 
-def format_go_duration(delta: datetime.timedelta) -> str:
-    """Go's ``time.Duration.String()`` (``"72h3m0.5s"``, ``"1m0s"``, ``"1.5ms"``, ``"0s"``)."""
-    ns = (delta.days * 86400 + delta.seconds) * 10**9 + delta.microseconds * 1000
-    sign, ns = ("-", -ns) if ns < 0 else ("", ns)
-    if ns == 0:
-        return "0s"
-    if ns < 10**9:
-        for unit, scale in (("ms", 10**6), ("µs", 10**3), ("ns", 1)):
-            if ns >= scale:
-                return sign + _decimal(ns, scale) + unit
-    seconds = _decimal(ns % (60 * 10**9), 10**9) + "s"
-    minutes_total = ns // (60 * 10**9)
-    if minutes_total == 0:
-        return sign + seconds
-    hours, minutes = divmod(minutes_total, 60)
-    return sign + (f"{hours}h" if hours else "") + f"{minutes}m" + seconds
-
-
-def _decimal(value: int, scale: int) -> str:
-    whole, frac = divmod(value, scale)
-    digits = str(frac).rjust(len(str(scale)) - 1, "0").rstrip("0") if scale > 1 else ""
-    return f"{whole}.{digits}" if digits else str(whole)
-
-
 # --------------------------------------------------------------------------------------------------
 # Fetching (what kubectl asks the server, in the same order)
 # --------------------------------------------------------------------------------------------------
 
 
+_AGGREGATED_DISCOVERY = (
+    "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json"
+)
+
+
 def _require_metrics_api(metrics: Metrics[Any]) -> None:
+    """kubectl's check: `/apis` (aggregated discovery first, where kube-aggregator publishes an
+    unavailable APIService as `Stale`, which kubectl ignores), then the legacy group list."""
     try:
-        groups = metrics.get_json("/apis")
+        groups = metrics.get_json("/apis", headers={"Accept": _AGGREGATED_DISCOVERY})
     except ApiError as exc:
         raise _discovery_error(exc) from exc
+    if isinstance(groups, dict) and groups.get("kind") == "APIGroupDiscoveryList":
+        for item in groups.get("items") or []:
+            if (item.get("metadata") or {}).get("name") != "metrics.k8s.io":
+                continue
+            for version in item.get("versions") or []:
+                if version.get("version") == "v1beta1" and version.get("freshness") != "Stale":
+                    return
+        raise TopError("Metrics API not available")
     for group in groups.get("groups", []) if isinstance(groups, dict) else []:
         if group.get("name") == "metrics.k8s.io" and any(
             v.get("version") == "v1beta1" for v in group.get("versions", [])
@@ -214,17 +205,8 @@ def _require_metrics_api(metrics: Metrics[Any]) -> None:
 def _discovery_error(exc: ApiError) -> ApiError:
     """kubectl reports a failed discovery request by its status code alone, never with the body: client-go's
     generic reason and message, ``unknown`` standing in for the body text."""
-    reason, message = _GENERIC_ERRORS.get(exc.code, ("", None))
-    if not reason:
-        if exc.code >= 500:
-            reason = "InternalError"
-            message = 'an error on the server ("unknown") has prevented the request from succeeding'
-        else:
-            reason = "Unknown"
-            message = (
-                f"the server responded with the status code {exc.code} but did not return more information"
-            )
-    error = type(exc)(exc.status, message or "unknown")
+    reason, message = generic_reason_message(exc.code, "unknown")
+    error = type(exc)(exc.status, message)
     error.reason = reason
     return error
 
@@ -313,7 +295,7 @@ def _explain_empty(metrics: Metrics[Any], namespace: str, args: argparse.Namespa
             raise TopError(f"Metrics not available for pod {name}, age: {_MAX_GO_DURATION}")
         age = now - datetime.datetime.fromisoformat(created)
         if age > _METRICS_CREATION_DELAY:
-            raise TopError(f"Metrics not available for pod {name}, age: {format_go_duration(age)}")
+            raise TopError(f"Metrics not available for pod {name}, age: {format_duration(age)}")
     raise TopError("metrics not available yet")
 
 

@@ -13,16 +13,9 @@ Async, under trio or asyncio, with CPU as ``float``::
     async with open_async_metrics(cpu=float) as metrics:
         nodes = await metrics.nodes(label_selector={"pool": "blue"})
 
-Values:
-
-* ``cpu`` is in **cores**, exactly as served (``"250m"`` is ``Decimal("0.250")``), or as a ``float`` when
-  the client was opened with ``cpu=float``; ``cpu_nanocores`` is the exact integer and
-  ``cpu_millicores`` the value ``kubectl top`` prints (rounded up, like ``Quantity.MilliValue()``).
-* ``memory`` is in **bytes** (``int``; a fractional quantity is rounded up, like ``Quantity.Value()``).
-* A pod's ``cpu``/``memory`` are the sums over its containers, summed exactly (as ``kubectl top`` does).
-* ``timestamp`` is an aware UTC ``datetime``; ``window`` a ``timedelta`` (parsed from Go's duration text).
-* A resource missing from a usage map counts as 0 (as in ``kubectl top``) and is named in ``missing``;
-  :meth:`PodUsage.has_metrics` applies the HPA's rule for a usable pod sample.
+Reads: ``nodes``, ``node``, ``pods``, ``pod`` (the values are :mod:`k8s_metrics.values`), ``get_json``
+for any other API path. For an autoscaler's loop: ``wait_until_available`` (after a cluster or server
+start) and ``watch_pods`` (a batch each time pods get a new sample); see :mod:`k8s_metrics.waiting`.
 
 Every method raises a :class:`~k8s_metrics.errors.MetricsError`: an
 :class:`~k8s_metrics.errors.ApiError` subclass carrying the Kubernetes ``Status`` for an error
@@ -32,40 +25,38 @@ answer (``NotFound``, ``Forbidden``, ``Unauthorized``, ``ServiceUnavailable``, `
 
 from __future__ import annotations
 
-import datetime
 import os
-import re
-from collections.abc import Awaitable, Callable, Mapping
+import threading
+import time
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from types import ModuleType, TracebackType
 from typing import Any, Final, Generic, Self, TypeVar, overload
 
+import anyio
 import httpx
 
 from ._generated import errors as generated_errors
-from ._generated.api.metrics import (
+from ._generated.models.node_metrics_list import NodeMetricsList
+from ._generated.models.pod_metrics_list import PodMetricsList
+from ._generated.types import Response
+from .api.metrics import (
     list_namespaced_pod_metrics,
     list_node_metrics,
     list_pod_metrics_for_all_namespaces,
     read_namespaced_pod_metrics,
     read_node_metrics,
 )
-from ._generated.models.node_metrics import NodeMetrics
-from ._generated.models.node_metrics_list import NodeMetricsList
-from ._generated.models.object_meta import ObjectMeta
-from ._generated.models.pod_metrics import PodMetrics
-from ._generated.models.pod_metrics_list import PodMetricsList
-from ._generated.models.resource_list import ResourceList
-from ._generated.models.status import Status
-from ._generated.types import Response, Unset
 from .client import DEFAULT_TIMEOUT, MetricsClient, metrics_client
-from .errors import ApiError, ResponseError, TransportError, error_from_status, status_from_body
+from .errors import MetricsError, ResponseError
 from .kubeconfig import ClusterConnection, load_default, load_kubeconfig
-from .quantity import cpu_millicores, cpu_nanocores, memory_bytes, parse_quantity
+from .values import ContainerUsage, Converter, CpuT, NodeUsage, PodUsage
+from .waiting import DISCOVERY_PATH, Backoff, SampleTracker, retryable
 
 __all__ = [
     "AsyncMetrics",
+    "AsyncPodWatch",
     "ContainerUsage",
     "CpuT",
     "Metrics",
@@ -74,11 +65,7 @@ __all__ = [
     "Selector",
     "open_async_metrics",
     "open_metrics",
-    "parse_duration",
 ]
-
-CpuT = TypeVar("CpuT", Decimal, float)
-"""How CPU cores are represented: exact ``Decimal`` (the default) or ``float``."""
 
 Selector = str | Mapping[str, str] | None
 """A selector as Kubernetes writes it (``"app=web,tier!=db"``), or a mapping of equalities
@@ -86,209 +73,6 @@ Selector = str | Mapping[str, str] | None
 
 _NODES: Final = "nodes.metrics.k8s.io"
 _PODS: Final = "pods.metrics.k8s.io"
-_ZERO: Final = Decimal(0)
-_NONE_MISSING: Final[frozenset[str]] = frozenset()
-
-
-# --------------------------------------------------------------------------------------------------
-# Values
-# --------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class ContainerUsage(Generic[CpuT]):
-    """The usage of one container.
-
-    Attributes:
-        name: the container name.
-        cpu: cores (``Decimal`` exactly as served, or ``float``).
-        cpu_nanocores: cores × 10⁹, exact.
-        memory: working-set bytes.
-        missing: resource names (``"cpu"``, ``"memory"``) absent from the served usage map; they read 0.
-    """
-
-    name: str
-    cpu: CpuT
-    cpu_nanocores: int
-    memory: int
-    missing: frozenset[str] = frozenset()
-
-    @property
-    def cpu_millicores(self) -> int:
-        """Millicores rounded away from zero (``Quantity.MilliValue()``): what ``kubectl top`` prints and
-        what the HPA adds up per pod."""
-        return _millicores(self.cpu_nanocores)
-
-
-@dataclass(frozen=True, slots=True)
-class PodUsage(Generic[CpuT]):
-    """The usage of one pod: its containers and their exact sums.
-
-    Attributes:
-        namespace, name: the pod.
-        labels: the pod's labels as metrics-server copies them (empty when it sent none).
-        timestamp: end of the measurement (aware, UTC); the earliest of the containers'.
-        window: length of the CPU rate window.
-        containers: per-container usage, in the order served.
-        cpu, cpu_nanocores, memory: sums over ``containers`` (0 for a pod with none).
-    """
-
-    namespace: str
-    name: str
-    labels: Mapping[str, str]
-    timestamp: datetime.datetime
-    window: datetime.timedelta
-    containers: tuple[ContainerUsage[CpuT], ...]
-    cpu: CpuT
-    cpu_nanocores: int
-    memory: int
-
-    @property
-    def cpu_millicores(self) -> int:
-        """Millicores of the exact sum, rounded up: the pod row of ``kubectl top pod``. (The HPA instead adds
-        each container's rounded value: ``sum(c.cpu_millicores for c in pod.containers)``.)"""
-        return _millicores(self.cpu_nanocores)
-
-    def has_metrics(self, resource: str = "cpu") -> bool:
-        """The HPA's test for a usable sample: at least one container, and every container reports
-        ``resource``. A pod failing it counts as *missing* in the HPA's algorithm."""
-        return bool(self.containers) and all(resource not in c.missing for c in self.containers)
-
-
-@dataclass(frozen=True, slots=True)
-class NodeUsage(Generic[CpuT]):
-    """The usage of one node (the whole machine as the kubelet sees it, not just its pods).
-
-    Attributes:
-        name: the node.
-        labels: the Node's labels as metrics-server copies them (empty when it sent none).
-        timestamp: end of the measurement (aware, UTC).
-        window: length of the CPU rate window.
-        cpu, cpu_nanocores, memory: as in :class:`ContainerUsage`.
-        missing: resource names absent from the served usage map; they read 0.
-    """
-
-    name: str
-    labels: Mapping[str, str]
-    timestamp: datetime.datetime
-    window: datetime.timedelta
-    cpu: CpuT
-    cpu_nanocores: int
-    memory: int
-    missing: frozenset[str] = frozenset()
-
-    @property
-    def cpu_millicores(self) -> int:
-        """Millicores rounded up: what ``kubectl top node`` prints."""
-        return _millicores(self.cpu_nanocores)
-
-
-def _millicores(nanocores: int) -> int:
-    return cpu_millicores(Decimal(nanocores).scaleb(-9))
-
-
-# Go's time.ParseDuration units, in nanoseconds.
-_UNITS: Final = {
-    "ns": 1,
-    "us": 10**3,
-    "µs": 10**3,
-    "μs": 10**3,
-    "ms": 10**6,
-    "s": 10**9,
-    "m": 60 * 10**9,
-    "h": 3600 * 10**9,
-}
-_TERM: Final = re.compile(r"(\d*)(?:\.(\d*))?([a-zµμ]+)")
-
-
-def parse_duration(text: str) -> datetime.timedelta:
-    """Parse a Go duration string (``"15.012s"``, ``"1m0.729s"``, ``"500ms"``, ``"1µs"``, ``"0s"``, ``"0"``)
-    like ``time.ParseDuration`` (fractions finer than a nanosecond are dropped), then round half to even
-    to whole microseconds, ``timedelta``'s resolution.
-
-    Raises:
-        ValueError: not a Go duration; the message quotes ``text``.
-    """
-    body = text[1:] if text[:1] in "+-" else text
-    if body == "0":
-        return datetime.timedelta(0)
-    if not body:
-        raise ValueError(f"invalid duration {text!r}")
-    ns = 0
-    pos = 0
-    while pos < len(body):
-        match = _TERM.match(body, pos)
-        if match is None or not (match[1] or match[2]) or match[3] not in _UNITS:
-            raise ValueError(f"invalid duration {text!r}")
-        unit = _UNITS[match[3]]
-        ns += int(match[1] or "0") * unit
-        if match[2]:
-            ns += int(match[2]) * unit // 10 ** len(match[2])
-        pos = match.end()
-    micros, rest = divmod(ns, 1000)
-    if rest > 500 or (rest == 500 and micros % 2):
-        micros += 1
-    return datetime.timedelta(microseconds=-micros if text.startswith("-") else micros)
-
-
-# --------------------------------------------------------------------------------------------------
-# Conversion from the generated models
-# --------------------------------------------------------------------------------------------------
-
-
-def _labels(meta: ObjectMeta) -> dict[str, str]:
-    return {} if isinstance(meta.labels, Unset) else dict(meta.labels.additional_properties)
-
-
-def _exact(usage: ResourceList) -> tuple[Decimal, Decimal, frozenset[str]]:
-    values = usage.additional_properties
-    if "cpu" in values and "memory" in values:  # metrics-server always sends both
-        return parse_quantity(values["cpu"]), parse_quantity(values["memory"]), _NONE_MISSING
-    missing = frozenset(name for name in ("cpu", "memory") if name not in values)
-    cpu = parse_quantity(values["cpu"]) if "cpu" in values else _ZERO
-    memory = parse_quantity(values["memory"]) if "memory" in values else _ZERO
-    return cpu, memory, missing
-
-
-@dataclass(frozen=True)
-class _Converter(Generic[CpuT]):
-    cpu: Callable[[Decimal], CpuT]
-
-    def node(self, item: NodeMetrics) -> NodeUsage[CpuT]:
-        cpu, memory, missing = _exact(item.usage)
-        return NodeUsage(
-            name=item.metadata.name,
-            labels=_labels(item.metadata),
-            timestamp=item.timestamp,
-            window=parse_duration(item.window),
-            cpu=self.cpu(cpu),
-            cpu_nanocores=cpu_nanocores(cpu),
-            memory=memory_bytes(memory),
-            missing=missing,
-        )
-
-    def pod(self, item: PodMetrics) -> PodUsage[CpuT]:
-        containers = []
-        total_cpu = total_memory = _ZERO
-        for c in item.containers:
-            cpu, memory, missing = _exact(c.usage)
-            total_cpu += cpu
-            total_memory += memory
-            containers.append(
-                ContainerUsage(c.name, self.cpu(cpu), cpu_nanocores(cpu), memory_bytes(memory), missing)
-            )
-        namespace = item.metadata.namespace
-        return PodUsage(
-            namespace=namespace if isinstance(namespace, str) else "",
-            name=item.metadata.name,
-            labels=_labels(item.metadata),
-            timestamp=item.timestamp,
-            window=parse_duration(item.window),
-            containers=tuple(containers),
-            cpu=self.cpu(total_cpu),
-            cpu_nanocores=cpu_nanocores(total_cpu),
-            memory=memory_bytes(total_memory),
-        )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -310,40 +94,35 @@ class _Call:
     args: tuple[str, ...]
     kwargs: dict[str, Any]
     resource: str
-    name: str
     convert: Callable[[Any], Any]
 
     def finish(self, response: Response[Any]) -> Any:
-        parsed = response.parsed
-        if isinstance(parsed, Status):
-            raise error_from_status(parsed, resource=self.resource, name=self.name)
-        if parsed is None:  # only with raise_on_unexpected_status=False
-            raise error_from_status(status_from_body(response.status_code, response.content))
+        parsed = response.parsed  # error answers were raised by the client: this is the resource
         try:
             return self.convert(parsed)
-        except (ValueError, KeyError, TypeError, ArithmeticError) as exc:
-            raise ResponseError(f"unexpected {self.resource} document: {exc}") from exc
+        except (ValueError, KeyError, TypeError, AttributeError, ArithmeticError) as exc:
+            raise ResponseError(f"unexpected {self.resource} document: {exc!r}") from exc
 
 
 @dataclass(frozen=True)
 class _CallFactory(Generic[CpuT]):
-    converter: _Converter[CpuT]
+    converter: Converter[CpuT]
 
     def nodes(self, label_selector: Selector, field_selector: Selector) -> _Call:
         kwargs = _list_kwargs(label_selector, field_selector)
-        return _Call(list_node_metrics, (), kwargs, _NODES, "", self._node_list)
+        return _Call(list_node_metrics, (), kwargs, _NODES, self._node_list)
 
     def node(self, name: str) -> _Call:
-        return _Call(read_node_metrics, (name,), {}, _NODES, name, self.converter.node)
+        return _Call(read_node_metrics, (name,), {}, _NODES, self.converter.node)
 
     def pods(self, namespace: str | None, label_selector: Selector, field_selector: Selector) -> _Call:
         kwargs = _list_kwargs(label_selector, field_selector)
         if namespace is None:
-            return _Call(list_pod_metrics_for_all_namespaces, (), kwargs, _PODS, "", self._pod_list)
-        return _Call(list_namespaced_pod_metrics, (namespace,), kwargs, _PODS, "", self._pod_list)
+            return _Call(list_pod_metrics_for_all_namespaces, (), kwargs, _PODS, self._pod_list)
+        return _Call(list_namespaced_pod_metrics, (namespace,), kwargs, _PODS, self._pod_list)
 
     def pod(self, namespace: str, name: str) -> _Call:
-        return _Call(read_namespaced_pod_metrics, (namespace, name), {}, _PODS, name, self.converter.pod)
+        return _Call(read_namespaced_pod_metrics, (namespace, name), {}, _PODS, self.converter.pod)
 
     def _node_list(self, parsed: NodeMetricsList) -> list[NodeUsage[CpuT]]:
         return [self.converter.node(item) for item in parsed.items]
@@ -361,38 +140,32 @@ def _list_kwargs(label_selector: Selector, field_selector: Selector) -> dict[str
     return kwargs
 
 
-def _unexpected(exc: generated_errors.UnexpectedStatus, call_resource: str, name: str) -> ApiError:
-    return error_from_status(
-        status_from_body(exc.status_code, exc.content), resource=call_resource, name=name
-    )
-
-
-def _json_result(response: httpx.Response, path: str) -> Any:
-    if response.status_code >= 300:
-        raise error_from_status(
-            status_from_body(response.status_code, response.content), resource=_resource_of(path)
-        )
+def _json(response: httpx.Response, path: str) -> Any:
     try:
         return response.json()
     except ValueError as exc:
         raise ResponseError(f"GET {path}: the body is not JSON: {exc}") from exc
 
 
-def _resource_of(path: str) -> str:
-    """client-go's qualified resource of a core or group path, for error messages: ``/api/v1/nodes`` is
-    ``nodes``, ``/apis/apps/v1/namespaces/x/deployments/y`` is ``deployments.apps``."""
-    parts = [p for p in path.split("/") if p]
-    if parts[:1] == ["api"]:
-        group, rest = "", parts[2:]
-    elif parts[:1] == ["apis"] and len(parts) >= 3:
-        group, rest = parts[1], parts[3:]
-    else:
-        return ""
-    if rest[:1] == ["namespaces"] and len(rest) >= 3:
-        rest = rest[2:]
-    if not rest:
-        return ""
-    return f"{rest[0]}.{group}" if group else rest[0]
+_T = TypeVar("_T")
+
+
+def _guard(request: Callable[[], _T], resource: str) -> _T:
+    try:
+        return request()
+    except generated_errors.UnexpectedStatus as exc:
+        raise ResponseError(f"unexpected status {exc.status_code} for {resource}") from exc
+    except (ValueError, KeyError, TypeError) as exc:  # the generated parser on a malformed 2xx body
+        raise ResponseError(f"unexpected {resource} document: {exc!r}") from exc
+
+
+async def _aguard(request: Callable[[], Awaitable[_T]], resource: str) -> _T:
+    try:
+        return await request()
+    except generated_errors.UnexpectedStatus as exc:
+        raise ResponseError(f"unexpected status {exc.status_code} for {resource}") from exc
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ResponseError(f"unexpected {resource} document: {exc!r}") from exc
 
 
 # --------------------------------------------------------------------------------------------------
@@ -411,7 +184,7 @@ class _Base(Generic[CpuT]):
     _calls: _CallFactory[CpuT] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self._calls = _CallFactory(_Converter(self.cpu))
+        self._calls = _CallFactory(Converter(self.cpu))
 
 
 class Metrics(_Base[CpuT]):
@@ -464,18 +237,68 @@ class Metrics(_Base[CpuT]):
         or has no metrics yet."""
         return self._run(self._calls.pod(namespace, name))  # type: ignore[no-any-return]
 
-    def get_json(self, path: str, params: Mapping[str, str] | None = None) -> Any:
+    def get_json(
+        self, path: str, params: Mapping[str, str] | None = None, headers: Mapping[str, str] | None = None
+    ) -> Any:
         """GET any API path on the same connection (for example ``/api/v1/nodes`` for allocatable) and return
         the decoded JSON. Errors are raised as for the metrics calls."""
-        return _guard(
-            lambda: _json_result(self.client.get_httpx_client().get(path, params=params), path), path
-        )
+        return _json(self.client.get_httpx_client().get(path, params=params, headers=headers), path)
+
+    def wait_until_available(self, timeout: float | None = 60.0) -> None:
+        """Block until the Metrics API answers (its discovery document, ``GET /apis/metrics.k8s.io/v1beta1``,
+        served once kube-aggregator has an Available metrics server), checking again after 0.2 s, then
+        twice as long each time up to 5 s. ``timeout`` is in seconds; None waits for ever.
+
+        Raises the last error when the API is still unavailable at the deadline
+        (:class:`~k8s_metrics.errors.ServiceUnavailable`, :class:`~k8s_metrics.errors.NotFound` for an
+        APIService not registered yet, :class:`~k8s_metrics.errors.TransportError` ...), and at once an
+        error that waiting cannot cure (``Unauthorized``, ``Forbidden`` ...).
+        """
+        backoff = Backoff(None if timeout is None else time.monotonic() + timeout)
+        while True:
+            try:
+                self.get_json(DISCOVERY_PATH)
+                return
+            except MetricsError as exc:
+                delay = backoff.next_delay(time.monotonic()) if retryable(exc) else None
+                if delay is None:
+                    raise
+            time.sleep(delay)
+
+    def watch_pods(
+        self,
+        namespace: str | None = None,
+        *,
+        label_selector: Selector = None,
+        field_selector: Selector = None,
+        interval: float | None = None,
+        stop: threading.Event | None = None,
+    ) -> Iterator[list[PodUsage[CpuT]]]:
+        """Yield the pods of :meth:`pods` that have a sample not yielded before: first every pod with
+        metrics (when there is one), then, poll after poll, only pods whose sample ``timestamp`` changed
+        (or that appeared). A poll with nothing new yields nothing.
+
+        Polls every half of the served ``window`` (within 1-30 s), or every ``interval`` seconds. Stops
+        when the caller leaves the loop, or soon after ``stop`` is set (from another thread). Errors are
+        raised as by :meth:`pods`; combine with :meth:`wait_until_available` to ride out restarts.
+        """
+        tracker = SampleTracker(interval)
+        while stop is None or not stop.is_set():
+            fresh = tracker.new(
+                self.pods(namespace, label_selector=label_selector, field_selector=field_selector)
+            )
+            if fresh:
+                yield fresh
+            if stop is None:
+                time.sleep(tracker.poll_interval())
+            elif stop.wait(tracker.poll_interval()):
+                return
 
     def _run(self, call: _Call) -> Any:
         def request() -> Response[Any]:
             return call.operation.sync_detailed(*call.args, client=self.client, **call.kwargs)  # type: ignore[no-any-return]
 
-        return call.finish(_guard(request, call.resource, call.name))
+        return call.finish(_guard(request, call.resource))
 
 
 class AsyncMetrics(_Base[CpuT]):
@@ -518,44 +341,49 @@ class AsyncMetrics(_Base[CpuT]):
         """See :meth:`Metrics.pod`."""
         return await self._run(self._calls.pod(namespace, name))  # type: ignore[no-any-return]
 
-    async def get_json(self, path: str, params: Mapping[str, str] | None = None) -> Any:
+    async def get_json(
+        self, path: str, params: Mapping[str, str] | None = None, headers: Mapping[str, str] | None = None
+    ) -> Any:
         """See :meth:`Metrics.get_json`."""
+        client = self.client.get_async_httpx_client()
+        return _json(await client.get(path, params=params, headers=headers), path)
 
-        async def request() -> Any:
-            return _json_result(await self.client.get_async_httpx_client().get(path, params=params), path)
+    async def wait_until_available(self, timeout: float | None = 60.0) -> None:  # noqa: ASYNC109
+        # A timeout parameter rather than a cancel scope: at the deadline the last error is raised.
+        """See :meth:`Metrics.wait_until_available`; waits on the event loop's clock (trio's or asyncio's),
+        and is cancelled like any other wait."""
+        backoff = Backoff(None if timeout is None else anyio.current_time() + timeout)
+        while True:
+            try:
+                await self.get_json(DISCOVERY_PATH)
+                return
+            except MetricsError as exc:
+                delay = backoff.next_delay(anyio.current_time()) if retryable(exc) else None
+                if delay is None:
+                    raise
+            await anyio.sleep(delay)
 
-        return await _aguard(request, path)
+    def watch_pods(
+        self,
+        namespace: str | None = None,
+        *,
+        label_selector: Selector = None,
+        field_selector: Selector = None,
+        interval: float | None = None,
+    ) -> AsyncPodWatch[CpuT]:
+        """See :meth:`Metrics.watch_pods`: ``async for batch in metrics.watch_pods(...)``. Cancelled like
+        any other wait (a trio cancel scope, ``asyncio`` task cancellation), or by leaving the loop."""
+
+        async def fetch() -> list[PodUsage[CpuT]]:
+            return await self.pods(namespace, label_selector=label_selector, field_selector=field_selector)
+
+        return AsyncPodWatch(fetch, SampleTracker(interval))
 
     async def _run(self, call: _Call) -> Any:
         async def request() -> Response[Any]:
             return await call.operation.asyncio_detailed(*call.args, client=self.client, **call.kwargs)  # type: ignore[no-any-return]
 
-        return call.finish(await _aguard(request, call.resource, call.name))
-
-
-_T = TypeVar("_T")
-
-
-def _guard(request: Callable[[], _T], resource: str, name: str = "") -> _T:
-    try:
-        return request()
-    except generated_errors.UnexpectedStatus as exc:
-        raise _unexpected(exc, resource, name) from exc
-    except httpx.RequestError as exc:
-        raise TransportError(f"{type(exc).__name__}: {exc}") from exc
-    except (ValueError, KeyError, TypeError) as exc:  # the generated parser on a malformed 2xx body
-        raise ResponseError(f"unexpected {resource} document: {exc!r}") from exc
-
-
-async def _aguard(request: Callable[[], Awaitable[_T]], resource: str, name: str = "") -> _T:
-    try:
-        return await request()
-    except generated_errors.UnexpectedStatus as exc:
-        raise _unexpected(exc, resource, name) from exc
-    except httpx.RequestError as exc:
-        raise TransportError(f"{type(exc).__name__}: {exc}") from exc
-    except (ValueError, KeyError, TypeError) as exc:
-        raise ResponseError(f"unexpected {resource} document: {exc!r}") from exc
+        return call.finish(await _aguard(request, call.resource))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -574,6 +402,28 @@ def _open(
     elif kubeconfig is not None or context is not None:
         raise ValueError("pass either a connection or kubeconfig/context, not both")
     return metrics_client(connection, timeout=timeout), connection.namespace or "default"
+
+
+class AsyncPodWatch(Generic[CpuT]):
+    """The async iterator of :meth:`AsyncMetrics.watch_pods`. An object rather than an async generator,
+    so that leaving the loop early leaves nothing to finalize (no generator frame suspended in a wait)."""
+
+    def __init__(self, fetch: Callable[[], Awaitable[list[PodUsage[CpuT]]]], tracker: SampleTracker) -> None:
+        self._fetch: Callable[[], Awaitable[list[PodUsage[CpuT]]]] = fetch
+        self._tracker = tracker
+        self._polled = False
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> list[PodUsage[CpuT]]:
+        while True:
+            if self._polled:
+                await anyio.sleep(self._tracker.poll_interval())
+            self._polled = True
+            fresh = self._tracker.new(await self._fetch())
+            if fresh:
+                return fresh
 
 
 @overload

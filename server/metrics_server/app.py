@@ -30,13 +30,16 @@ import prometheus_client
 import trio
 
 from k8s_metrics.kubeconfig import ClusterConnection
-from metrics_server import __version__, memory
+from metrics_server import memory
 from metrics_server.api.app import ApiOptions, create_app
+from metrics_server.api.filters import LibraryHeaders
 from metrics_server.auth.asgi import ASGIApp
 from metrics_server.auth.authn import Authenticator
 from metrics_server.auth.authz import Authorizer
 from metrics_server.auth.errors import AuthError
+from metrics_server.auth.hsts import with_hsts
 from metrics_server.auth.middleware import AuthMiddleware
+from metrics_server.auth.requestmetrics import RequestMetrics
 from metrics_server.auth.serving import ServingConfig, serve_https
 from metrics_server.health import HealthChecks
 from metrics_server.kube.authconfig import AuthenticationConfigSource, AuthenticationOptions
@@ -44,6 +47,7 @@ from metrics_server.kube.caches import KubeCaches
 from metrics_server.kube.connection import load_connection, make_api_client
 from metrics_server.kube.errors import KubeError
 from metrics_server.kube.informer import InformerConfig
+from metrics_server.kube.restmetrics import RestClientMetrics
 from metrics_server.kube.reviews import AccessReviewer, ReviewCacheOptions, TokenReviewer
 from metrics_server.options import NS_PER_SECOND, Options
 from metrics_server.scrape.config import KubeletClientConfig, kubelet_ssl_context
@@ -51,7 +55,7 @@ from metrics_server.scrape.kubelet import KubeletClient
 from metrics_server.scrape.loop import TIMELY_FAILURE_MESSAGE, ScrapeLoop
 from metrics_server.scrape.scraper import Scraper
 from metrics_server.selfmetrics import SelfMetrics
-from metrics_server.shard.pool import WorkerPool, default_workers
+from metrics_server.shard.pool import WorkerPool
 from metrics_server.shard.protocol import PROTOCOL_VERSION, Configure, NodeResult, kubelet_settings
 from metrics_server.storage.store import Cycle, Storage
 
@@ -81,57 +85,19 @@ def build(options: Options) -> Components:
     """Component configurations for `options`, each validated by its owner.
 
     Raises the owner's error (`scrape.config.ConfigError`, `kube.errors.OptionsError`,
-    `auth.errors.ServingOptionsError`), each of which names the flag.
+    `auth.errors.ServingOptionsError`, `flagset.FlagError`), each of which names the flag.
     """
-    resolution_s = _seconds(options.metric_resolution_ns)
-    kubelet = KubeletClientConfig(
-        port=options.kubelet_port,
-        use_node_status_port=options.kubelet_use_node_status_port,
-        preferred_address_types=options.kubelet_preferred_address_types,
-        insecure_tls=options.kubelet_insecure_tls,
-        certificate_authority=options.kubelet_certificate_authority or None,
-        client_certificate=options.kubelet_client_certificate or None,
-        client_key=options.kubelet_client_key or None,
-        request_timeout=_seconds(options.kubelet_request_timeout_ns),
-        metrics_source=options.kubelet_metrics_source,  # type: ignore[arg-type]
-        max_response_bytes=options.kubelet_max_response_bytes,
-        max_concurrency=options.kubelet_max_concurrency,
-        deprecated_completely_insecure=options.deprecated_kubelet_completely_insecure,
-        user_agent=f"metrics-server/{__version__} (python)",
+    options.validate()
+    api = replace(options.api, node_selector=options.informer.node_selector)
+    return Components(
+        kubelet=options.kubelet,
+        informer=options.informer,
+        authentication=options.authentication,
+        reviews=options.reviews,
+        serving=options.serving.config(),
+        api=api,
+        resolution_s=options.server.metric_resolution_s,
     )
-    kubelet.validate(metric_resolution=resolution_s)
-    informer = InformerConfig(node_selector=options.node_selector)
-    informer.validate()
-    authentication = AuthenticationOptions(
-        client_ca_file=options.client_ca_file,
-        requestheader_client_ca_file=options.requestheader_client_ca_file,
-        requestheader_allowed_names=options.requestheader_allowed_names,
-        requestheader_username_headers=options.requestheader_username_headers,
-        requestheader_group_headers=options.requestheader_group_headers,
-        requestheader_extra_headers_prefix=options.requestheader_extra_headers_prefix,
-        requestheader_uid_headers=options.requestheader_uid_headers,
-        skip_lookup=options.authentication_skip_lookup,
-        tolerate_lookup_failure=options.authentication_tolerate_lookup_failure,
-    )
-    authentication.validate()
-    reviews = ReviewCacheOptions(
-        token_cache_ttl=_seconds(options.authentication_token_webhook_cache_ttl_ns),
-        authorized_ttl=_seconds(options.authorization_webhook_cache_authorized_ttl_ns),
-        unauthorized_ttl=_seconds(options.authorization_webhook_cache_unauthorized_ttl_ns),
-    )
-    reviews.validate()
-    serving = ServingConfig(
-        bind_address=options.bind_address,
-        secure_port=options.secure_port,
-        cert_dir=options.cert_dir,
-        tls_cert_file=options.tls_cert_file,
-        tls_private_key_file=options.tls_private_key_file,
-        tls_min_version=options.tls_min_version,
-        disable_http2_serving=options.disable_http2_serving,
-    )
-    serving.validate()
-    api = ApiOptions(serve_swap=options.serve_swap, node_selector=options.node_selector)
-    return Components(kubelet, informer, authentication, reviews, serving, api, resolution_s)
 
 
 def _registry() -> tuple[prometheus_client.CollectorRegistry, Callable[[float], SelfMetrics]]:
@@ -159,39 +125,41 @@ async def serve(
     """
     c = components or build(options)
     # Loading may read files or run an exec credential plugin: keep it off the event loop.
-    apiserver = await trio.to_thread.run_sync(load_connection, options.kubeconfig)
+    apiserver = await trio.to_thread.run_sync(load_connection, options.server.kubeconfig)
     authn_conn, authz_conn = apiserver, apiserver
-    if options.authentication_kubeconfig:
+    if options.authentication.kubeconfig:
         authn_conn = await trio.to_thread.run_sync(
-            partial(load_connection, options.authentication_kubeconfig, flag="--authentication-kubeconfig")
+            partial(load_connection, options.authentication.kubeconfig, flag="--authentication-kubeconfig")
         )
-    if options.authorization_kubeconfig:
+    if options.authorization.kubeconfig:
         authz_conn = await trio.to_thread.run_sync(
-            partial(load_connection, options.authorization_kubeconfig, flag="--authorization-kubeconfig")
+            partial(load_connection, options.authorization.kubeconfig, flag="--authorization-kubeconfig")
         )
+    registry, make_metrics = _registry()
+    rest_metrics = RestClientMetrics(registry)
+    request_metrics = RequestMetrics(registry)
     kubelet_config = c.kubelet
     if kubelet_config.auth is None and not kubelet_config.deprecated_completely_insecure:
         kubelet_config = _with_auth(kubelet_config, apiserver.auth)
 
     async with (
-        make_api_client(apiserver) as api,
-        _client_for(authn_conn, apiserver, api) as authn_api,
-        _client_for(authz_conn, apiserver, api) as authz_api,
+        make_api_client(apiserver, metrics=rest_metrics) as api,
+        _client_for(authn_conn, apiserver, api, rest_metrics) as authn_api,
+        _client_for(authz_conn, apiserver, api, rest_metrics) as authz_api,
         KubeletClient(kubelet_config, ssl_context=kubelet_ssl_context(kubelet_config, apiserver)) as kubelets,
     ):
         caches = KubeCaches(api, c.informer)
         auth_source = AuthenticationConfigSource(
-            c.authentication, None if options.authentication_skip_lookup else authn_api
+            c.authentication, None if c.authentication.skip_lookup else authn_api
         )
         authenticator = Authenticator(auth_source, TokenReviewer(authn_api, c.reviews))
         authorizer = Authorizer(
             AccessReviewer(authz_api, c.reviews),
-            always_allow_paths=options.authorization_always_allow_paths,
+            always_allow_paths=options.authorization.always_allow_paths,
         )
         storage = Storage(
-            staleness_ns=options.metric_staleness_ns, resolution_ns=options.metric_resolution_ns
+            staleness_ns=options.server.staleness_ns, resolution_ns=options.server.metric_resolution_ns
         )
-        registry, make_metrics = _registry()
         metrics = make_metrics(c.resolution_s)
         scraping = _Scraping(options, c, kubelets, caches, storage, metrics, registry)
         shutting_down = trio.Event()
@@ -211,7 +179,10 @@ async def serve(
             options=c.api,
             observe_freshness=metrics.observe_freshness,
         )
-        served = AuthMiddleware(cast(ASGIApp, app), authenticator, authorizer)
+        served = with_hsts(
+            LibraryHeaders(AuthMiddleware(cast(ASGIApp, app), authenticator, authorizer, request_metrics)),
+            options.generic.strict_transport_security_directives,
+        )
         handle_signals = stop is None
         if stop is None:
             stop = trio.Event()
@@ -241,13 +212,23 @@ async def serve(
                 nursery.start_soon(_stop_on_signals, stop)
             task_status.started(urls)
             await stop.wait()
-            log.info("Shutting down: readyz fails from now on, open requests may finish")
-            shutting_down.set()
-            stop_serving.set()
+            await begin_shutdown(shutting_down, stop_serving, options.generic.shutdown_delay_ns)
             # hypercorn stops accepting, lets open requests finish (bounded by the serving
             # config's graceful timeout), then returns; only then are caches and scraping stopped.
             await serving_done.wait()
             nursery.cancel_scope.cancel()
+
+
+async def begin_shutdown(shutting_down: trio.Event, stop_serving: trio.Event, delay_ns: int) -> None:
+    """Fail /readyz at once; close the listener `delay_ns` later (--shutdown-delay-duration), so
+    that load balancers and the aggregator stop sending requests first; open requests then finish
+    (bounded by the serving config's graceful timeout)."""
+    log.info("Shutting down: readyz fails from now on, open requests may finish")
+    shutting_down.set()
+    if delay_ns > 0:
+        log.info("Serving on during --shutdown-delay-duration", extra={"delay_s": delay_ns / NS_PER_SECOND})
+        await trio.sleep(delay_ns / NS_PER_SECOND)
+    stop_serving.set()
 
 
 def _with_auth(config: KubeletClientConfig, auth: httpx.Auth | None) -> KubeletClientConfig:
@@ -268,16 +249,20 @@ class _Borrowed:
 
 
 def _client_for(
-    conn: ClusterConnection, apiserver: ClusterConnection, shared: httpx.AsyncClient
+    conn: ClusterConnection,
+    apiserver: ClusterConnection,
+    shared: httpx.AsyncClient,
+    metrics: RestClientMetrics,
 ) -> httpx.AsyncClient | _Borrowed:
-    return _Borrowed(shared) if conn is apiserver else make_api_client(conn)
+    return _Borrowed(shared) if conn is apiserver else make_api_client(conn, metrics=metrics)
 
 
 class _Scraping:
     """The scrape side of the server: in this process (a `Scraper` over the shared kubelet
     client), or in `--scrape-workers` worker processes (`shard.pool.WorkerPool`), decided once the
-    node cache has synced (auto: from the node count and the CPUs, `shard.pool.default_workers`).
-    Either way one `ScrapeLoop` ticks and publishes into `storage`."""
+    node cache has synced (`auto`: from the node count and the CPUs, `shard.config`). Either way
+    one `ScrapeLoop` ticks and publishes into `storage`, and after each publish the freed memory
+    goes back to the system (`memory.trim`)."""
 
     def __init__(
         self,
@@ -310,10 +295,9 @@ class _Scraping:
         await caches.wait_synced()
         if on_synced is not None:
             on_synced()
-        workers = self._options.scrape_workers
-        if workers < 0:
-            workers = default_workers(len(list(caches.nodes.list())), len(os.sched_getaffinity(0)))
-        self.workers = workers
+        self.workers = workers = self._options.shard.workers(
+            len(list(caches.nodes.list())), len(os.sched_getaffinity(0))
+        )
         timeout = c.kubelet.request_timeout
         if workers == 0:
             scraper = Scraper(
@@ -355,12 +339,12 @@ class _Scraping:
         return Configure(
             version=PROTOCOL_VERSION,
             worker=index,
-            kubeconfig=options.kubeconfig,
+            kubeconfig=options.server.kubeconfig,
             kubelet=kubelet_settings(self._components.kubelet),
-            resolution_ns=options.metric_resolution_ns,
-            staleness_ns=options.metric_staleness_ns,
-            log_format=options.logging_format,
-            verbosity=options.verbosity,
+            resolution_ns=options.server.metric_resolution_ns,
+            staleness_ns=options.server.staleness_ns,
+            log_format=options.logging.format,
+            verbosity=options.logging.verbosity,
         )
 
 

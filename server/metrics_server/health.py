@@ -82,15 +82,24 @@ class HealthChecks:
         metadata_informer_sync: Check,
         shutdown: Check,
     ) -> HealthChecks:
-        """metrics-server's layout (library built-ins `ping` and `log` first, `shutdown` last on readyz).
+        """metrics-server v0.8.0's layout: the library's built-ins first (`ping`, `log` and the two
+        post-start hooks it always registers), `shutdown` last on readyz. With P the two hooks
+        `poststarthook/max-in-flight-filter`, `poststarthook/storage-object-count-tracker-hook`:
 
-        * healthz: ping, log, metadata-informer-sync
-        * livez: ping, log, metric-collection-timely, metadata-informer-sync
-        * readyz: ping, log, metric-storage-ready, metric-informer-sync, metadata-informer-sync, shutdown
+        * healthz: ping, log, P, metadata-informer-sync
+        * livez: ping, log, P, metric-collection-timely, metadata-informer-sync
+        * readyz: ping, log, P, metric-storage-ready, metric-informer-sync, metadata-informer-sync,
+          shutdown
 
-        (The library's poststarthook checks have no counterpart here and are not listed.)
+        The hooks report ok once the server runs (this server has nothing to wait for there: no
+        in-flight filter to start, no storage to count), as the library's do after start-up.
         """
-        base: list[tuple[str, Check]] = [("ping", ping), ("log", ping)]
+        base: list[tuple[str, Check]] = [
+            ("ping", ping),
+            ("log", ping),
+            ("poststarthook/max-in-flight-filter", ping),
+            ("poststarthook/storage-object-count-tracker-hook", ping),
+        ]
         metadata = ("metadata-informer-sync", metadata_informer_sync)
         return cls(
             {

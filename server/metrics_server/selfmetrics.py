@@ -26,29 +26,35 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from itertools import accumulate
+from collections.abc import Callable, Iterable, Iterator
 
-import trio
-from prometheus_client import generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
-from prometheus_client.samples import Sample
-from prometheus_client.utils import floatToGoString
 
-DEFAULT_BUCKETS: tuple[float, ...] = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-"""Prometheus' default histogram buckets (client_golang `DefBuckets`)."""
+from metrics_server.promtext import (
+    DEFAULT_BUCKETS,
+    Histogram,
+    HistogramText,
+    RenderedFamily,
+    exponential_buckets,
+    exposition,
+    exposition_async,
+    go_count,
+    go_float,
+    header,
+    label_value,
+)
 
-
-def exponential_buckets(start: float, factor: float, count: int) -> tuple[float, ...]:
-    """client_golang `ExponentialBuckets`: repeated multiplication, so the floats match Go's exactly."""
-    if count < 1 or start <= 0 or factor <= 1:
-        raise ValueError(f"invalid exponential buckets: start={start} factor={factor} count={count}")
-    out: list[float] = []
-    for _ in range(count):
-        out.append(start)
-        start *= factor
-    return tuple(out)
+__all__ = [
+    "DEFAULT_BUCKETS",
+    "FRESHNESS_BUCKETS",
+    "RenderedFamily",
+    "SelfMetrics",
+    "buckets_for_scrape_duration",
+    "exponential_buckets",
+    "exposition",
+    "exposition_async",
+]
 
 
 def buckets_for_scrape_duration(timeout_s: float) -> tuple[float, ...]:
@@ -83,177 +89,6 @@ _HELP_TICK = "[ALPHA] The total time spent collecting and storing metrics in sec
 _HELP_POINTS = "[ALPHA] Number of metrics points stored."
 
 
-class _Histogram:
-    """A plain cumulative histogram: `le` buckets as Prometheus defines them (value <= bound)."""
-
-    __slots__ = ("bounds", "count", "counts", "total")
-
-    def __init__(self, bounds: Sequence[float]) -> None:
-        self.bounds = tuple(bounds)
-        self.counts = [0] * (len(self.bounds) + 1)  # last slot: above every bound (+Inf only)
-        self.count = 0
-        self.total = 0.0
-
-    def observe(self, value: float) -> None:
-        self.counts[bisect.bisect_left(self.bounds, value)] += 1
-        self.count += 1
-        self.total += value
-
-    def samples(self) -> list[tuple[str, float]]:
-        out: list[tuple[str, float]] = []
-        running = 0
-        for bound, n in zip(self.bounds, self.counts, strict=False):
-            running += n
-            out.append((_le(bound), running))
-        out.append(("+Inf", self.count))
-        return out
-
-
-def _le(bound: float) -> str:
-    # The same `le` text prometheus_client's own Histogram writes.
-    return _go(bound)
-
-
-def _go(value: float) -> str:
-    """A sample value as `generate_latest` writes it (Go's float formatting)."""
-    return str(floatToGoString(value))  # type: ignore[no-untyped-call]
-
-
-def _go_count(n: int) -> str:
-    # floatToGoString(n) for a count: repr(float(n)), which is "<n>.0" below 1e6 (Go switches
-    # to an exponent from 7 integer digits on).
-    return f"{n}.0" if 0 <= n < 1_000_000 else _go(n)
-
-
-def _label_value(value: str) -> str:
-    """Label value escaping of the text format (backslash, newline, double quote)."""
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
-
-
-def _header(name: str, documentation: str, kind: str) -> str:
-    help_text = documentation.replace("\\", "\\\\").replace("\n", "\\n")
-    return f"# HELP {name} {help_text}\n# TYPE {name} {kind}\n"
-
-
-class _HistogramText:
-    """Renders one `_Histogram` of a family, optionally with one more label (sorted after `le`).
-
-    The usual case (counts below 1e6, so each prints as `<n>.0`) is one `%` over a template of all
-    the family's lines, split where the label goes (~2.5 us per node against ~4 us line by line);
-    larger counts take the line-by-line path.
-    """
-
-    __slots__ = ("buckets", "count", "labeled", "parts", "sum")
-
-    def __init__(self, name: str, bounds: Sequence[float], *, labeled: bool) -> None:
-        les = [*(_le(b) for b in bounds), "+Inf"]
-        self.buckets = tuple(f'{name}_bucket{{le="{le}"' for le in les)
-        self.count = f"{name}_count"
-        self.sum = f"{name}_sum"
-        self.labeled = labeled
-        # "\0" marks where the label goes; %d are the cumulative counts then the count, %s the sum.
-        close, braces = (",\0} ", "{\0} ") if labeled else ("} ", " ")
-        lines = [f"{prefix.replace('%', '%%')}{close}%d.0\n" for prefix in self.buckets]
-        lines.append(f"{self.count.replace('%', '%%')}{braces}%d.0\n")
-        lines.append(f"{self.sum.replace('%', '%%')}{braces}%s\n")
-        self.parts = "".join(lines).split("\0")
-
-    def render(self, hist: _Histogram, label: str = "") -> str:
-        """`label` is `'name="escaped value"'` (with `labeled`) or empty."""
-        if 0 <= hist.count < 1_000_000:
-            template = label.replace("%", "%%").join(self.parts)
-            return template % (*accumulate(hist.counts), hist.count, _go(hist.total))
-        return self.render_lines(hist, label)
-
-    def render_lines(self, hist: _Histogram, label: str = "") -> str:
-        close = f",{label}}} " if self.labeled else "} "
-        lines: list[str] = []
-        running = 0
-        for prefix, n in zip(self.buckets, hist.counts, strict=True):
-            running += n
-            lines.append(f"{prefix}{close}{_go_count(running)}\n")
-        braces = f"{{{label}}} " if self.labeled else " "
-        lines.append(f"{self.count}{braces}{_go_count(hist.count)}\n")
-        lines.append(f"{self.sum}{braces}{_go(hist.total)}\n")
-        return "".join(lines)
-
-
-class RenderedFamily(Metric):
-    """A metric family that renders its own exposition text (`text()`), for `exposition`.
-
-    `samples` is built only when read, so generic prometheus_client consumers (`generate_latest`,
-    other exporters) still see an ordinary family, while `exposition` never pays for `Sample`s.
-    `prepare()` does the expensive part of `text()` ahead of it in steps (it yields between
-    them), so an async caller can let other tasks run in between.
-    """
-
-    def __init__(
-        self,
-        name: str,
-        documentation: str,
-        kind: str,
-        text: Callable[[], bytes],
-        build: Callable[[], Metric],
-        prepare: Callable[[], Iterable[None]] = tuple,
-    ) -> None:
-        super().__init__(name, documentation, kind)
-        self._text = text
-        self._build = build
-        self._built: list[Sample] | None = None
-        self.prepare = prepare
-
-    @property
-    def samples(self) -> list[Sample]:
-        if self._built is None:
-            self._built = self._build().samples
-        return self._built
-
-    @samples.setter
-    def samples(self, value: list[Sample]) -> None:
-        self._built = value or None  # Metric.__init__ assigns [] before anything is built
-
-    def text(self) -> bytes:
-        return self._text()
-
-
-class _Single(Collector):
-    def __init__(self, metric: Metric) -> None:
-        self.metric = metric
-
-    def collect(self) -> Iterable[Metric]:
-        return (self.metric,)
-
-
-def exposition(registry: Collector) -> bytes:
-    """`prometheus_client.generate_latest(registry)`, byte for byte, in less time.
-
-    Families that are `RenderedFamily`s contribute their own text; every other family goes through
-    `generate_latest` (which renders families independently, so the concatenation is the same).
-    """
-    return _join(list(registry.collect()))
-
-
-async def exposition_async(registry: Collector) -> bytes:
-    """`exposition(registry)`, with a trio checkpoint between the steps of each family's `prepare()`
-    (at 5000 nodes, rendering every node after a tick is ~20-40 ms; here it is steps of ~2 ms)."""
-    families = list(registry.collect())
-    for metric in families:
-        if isinstance(metric, RenderedFamily):
-            for _ in metric.prepare():
-                await trio.lowlevel.checkpoint()
-    return _join(families)
-
-
-def _join(families: Iterable[Metric]) -> bytes:
-    out: list[bytes] = []
-    for metric in families:
-        if isinstance(metric, RenderedFamily):
-            out.append(metric.text())
-        else:
-            out.append(generate_latest(_Single(metric)))
-    return b"".join(out)
-
-
 NODES_PER_STEP = 500
 """Nodes rendered per `prepare()` step (~2 ms)."""
 
@@ -276,9 +111,9 @@ class SelfMetrics(Collector):
 
     def __init__(self, registry: CollectorRegistry, resolution_s: float) -> None:
         self.tick_buckets = buckets_for_scrape_duration(resolution_s)
-        self._freshness = _Histogram(FRESHNESS_BUCKETS)
-        self._tick = _Histogram(self.tick_buckets)
-        self._request_duration: dict[str, _Histogram] = {}
+        self._freshness = Histogram(FRESHNESS_BUCKETS)
+        self._tick = Histogram(self.tick_buckets)
+        self._request_duration: dict[str, Histogram] = {}
         self._last_request: dict[str, float] = {}
         self._requests = {"true": 0, "false": 0}
         self._points = {"node": 0, "container": 0}
@@ -286,9 +121,9 @@ class SelfMetrics(Collector):
         # the node names in exposition order, dropped when one comes or goes.
         self._node_text: dict[str, tuple[bytes, bytes]] = {}
         self._sorted_nodes: list[str] | None = None
-        self._freshness_text = _HistogramText(_FRESHNESS, FRESHNESS_BUCKETS, labeled=False)
-        self._duration_text = _HistogramText(_REQUEST_DURATION, DEFAULT_BUCKETS, labeled=True)
-        self._tick_text = _HistogramText(_TICK, self.tick_buckets, labeled=False)
+        self._freshness_text = HistogramText(_FRESHNESS, FRESHNESS_BUCKETS, labeled=False)
+        self._duration_text = HistogramText(_REQUEST_DURATION, DEFAULT_BUCKETS, labeled=True)
+        self._tick_text = HistogramText(_TICK, self.tick_buckets, labeled=False)
         registry.register(self)
 
     # -- scraper -----------------------------------------------------------------------------
@@ -303,7 +138,7 @@ class SelfMetrics(Collector):
             return
         hist = self._request_duration.get(node)
         if hist is None:
-            hist = self._request_duration[node] = _Histogram(DEFAULT_BUCKETS)
+            hist = self._request_duration[node] = Histogram(DEFAULT_BUCKETS)
             self._sorted_nodes = None
         hist.observe(duration_s)
         # Go stores `float64(time.Now().Unix())`: whole seconds.
@@ -390,35 +225,33 @@ class SelfMetrics(Collector):
     # -- exposition text ------------------------------------------------------------------------
 
     def _freshness_family(self) -> bytes:
-        text = _header(_FRESHNESS, _HELP_FRESHNESS, "histogram") + self._freshness_text.render(
-            self._freshness
-        )
+        text = header(_FRESHNESS, _HELP_FRESHNESS, "histogram") + self._freshness_text.render(self._freshness)
         return text.encode()
 
     def _tick_family(self) -> bytes:
-        return (_header(_TICK, _HELP_TICK, "histogram") + self._tick_text.render(self._tick)).encode()
+        return (header(_TICK, _HELP_TICK, "histogram") + self._tick_text.render(self._tick)).encode()
 
     def _requests_family(self) -> bytes:
         name = f"{_REQUESTS}_total"
-        lines = [_header(name, _HELP_REQUEST_TOTAL, "counter")]
+        lines = [header(name, _HELP_REQUEST_TOTAL, "counter")]
         for success in ("false", "true"):
             if self._requests[success]:
-                lines.append(f'{name}{{success="{success}"}} {_go_count(self._requests[success])}\n')
+                lines.append(f'{name}{{success="{success}"}} {go_count(self._requests[success])}\n')
         return "".join(lines).encode()
 
     def _points_family(self) -> bytes:
-        lines = [_header(_POINTS, _HELP_POINTS, "gauge")]
+        lines = [header(_POINTS, _HELP_POINTS, "gauge")]
         for kind in ("container", "node"):
-            lines.append(f'{_POINTS}{{type="{kind}"}} {_go(self._points[kind])}\n')
+            lines.append(f'{_POINTS}{{type="{kind}"}} {go_float(self._points[kind])}\n')
         return "".join(lines).encode()
 
     def _last_request_family(self) -> bytes:
-        header = _header(_LAST_REQUEST, _HELP_LAST_REQUEST, "gauge").encode()
-        return header + b"".join(self._node_texts(0))
+        head = header(_LAST_REQUEST, _HELP_LAST_REQUEST, "gauge").encode()
+        return head + b"".join(self._node_texts(0))
 
     def _duration_family(self) -> bytes:
-        header = _header(_REQUEST_DURATION, _HELP_REQUEST_DURATION, "histogram").encode()
-        return header + b"".join(self._node_texts(1))
+        head = header(_REQUEST_DURATION, _HELP_REQUEST_DURATION, "histogram").encode()
+        return head + b"".join(self._node_texts(1))
 
     def _nodes(self) -> list[str]:
         nodes = self._sorted_nodes
@@ -452,6 +285,6 @@ class SelfMetrics(Collector):
             yield texts[which]
 
     def _render_node(self, node: str) -> tuple[bytes, bytes]:
-        label = f'node="{_label_value(node)}"'
-        gauge = f"{_LAST_REQUEST}{{{label}}} {_go(self._last_request[node])}\n"
+        label = f'node="{label_value(node)}"'
+        gauge = f"{_LAST_REQUEST}{{{label}}} {go_float(self._last_request[node])}\n"
         return gauge.encode(), self._duration_text.render(self._request_duration[node], label).encode()

@@ -53,6 +53,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--profiles", default=",".join(PROFILE_KINDS), help="usage profile kinds to draw from")
     p.add_argument("--kubelet-format", choices=KUBELET_FORMATS, default="stable")
+    p.add_argument(
+        "--deterministic",
+        action="store_true",
+        help="linear usage on whole seconds: any two correct servers agree (kubesim.deterministic)",
+    )
     p.add_argument("--pod-churn-per-minute", type=float, default=0.0)
     p.add_argument("--stats-interval", type=float, default=0.0, help="print RSS/CPU/request counts every N s")
     p.add_argument("--log-level", default="INFO")
@@ -104,6 +109,7 @@ async def amain(args: argparse.Namespace) -> None:
         profile_kinds=tuple(k for k in args.profiles.split(",") if k),
         kubelet_format=args.kubelet_format,
         pod_churn_per_minute=args.pod_churn_per_minute,
+        deterministic=args.deterministic,
     )
     async with trio.open_nursery() as nursery:
         await nursery.start(cluster.run)

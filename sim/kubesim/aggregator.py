@@ -11,6 +11,10 @@ Behaviour follows kube-aggregator (see apiserver-wire.md §1):
   5 s timeout; any 2xx/3xx marks the APIService Available.
 * When the APIService is not Available, or the backend cannot be reached, the reply is the
   plain-text 503 `service unavailable`.
+* Aggregated discovery: after every availability check the backend's `/apis` is fetched with the
+  aggregated-discovery Accept (falling back to `/apis/metrics.k8s.io/v1beta1` as
+  `system:kube-aggregator` without groups) into `discovery`, which the apiserver's `/apis` serves
+  (see `kubesim.discovery`).
 """
 
 from __future__ import annotations
@@ -22,8 +26,10 @@ from typing import Any
 from urllib.parse import quote_plus
 
 import httpx
+import orjson
 import trio
 
+from . import discovery as agg_discovery
 from .clock import SimClock
 from .gofmt import rfc3339
 from .httpserver import Request, Response
@@ -119,6 +125,7 @@ class Aggregator:
         self._proxy_client: httpx.AsyncClient | None = None
         self._probe_client: httpx.AsyncClient | None = None
         self.probes = 0
+        self.discovery = agg_discovery.BackendDiscovery(None, "not fetched")
 
     # --- configuration -----------------------------------------------------------------
 
@@ -210,11 +217,51 @@ class Aggregator:
             for _ in range(5):
                 nursery.start_soon(attempt)
         if ok:
+            # Discovery first, so that whoever waits for availability finds it published too.
+            await self.refresh_discovery(probed_ok=True)
             self._set_condition(True, "Passed", "all checks passed")
         else:
+            self.discovery = agg_discovery.BackendDiscovery(None, "APIService not available")
             self._set_condition(
                 False, "FailedDiscoveryCheck", f"failing or missing response from {target}: {errors[0]}"
             )
+
+    async def refresh_discovery(self, *, probed_ok: bool = False) -> None:
+        """Fetch the backend's discovery for this APIService as kube-aggregator does (see module doc)."""
+        url, client = self.backend_url, self._proxy_client
+        if not (self.available or probed_ok) or url is None or client is None:
+            self.discovery = agg_discovery.BackendDiscovery(None, "APIService not available")
+            return
+        headers = [("Accept", agg_discovery.ACCEPT_FROM_AGGREGATOR), *identity_headers(self._user)]
+        try:
+            resp = await client.get(url + "/apis", headers=headers, timeout=5.0)
+            version = agg_discovery.parse_content_type(resp.headers.get("content-type"))
+            if resp.status_code == 200 and version is not None:
+                for item in orjson.loads(resp.content).get("items") or []:
+                    if (item.get("metadata") or {}).get("name") != GROUP:
+                        continue
+                    for entry in item.get("versions") or []:
+                        if entry.get("version") == VERSION:
+                            self.discovery = agg_discovery.BackendDiscovery(entry, "aggregated")
+                            return
+            legacy_user = User(self._user.name)
+            resp = await client.get(
+                url + DISCOVERY_PATH,
+                headers=[("Accept", "application/json"), *identity_headers(legacy_user)],
+                timeout=5.0,
+            )
+            if resp.status_code != 200:
+                raise httpx.HTTPError(f"bad status from {url + DISCOVERY_PATH}: {resp.status_code}")
+            entry = agg_discovery.converted_backend_entry(orjson.loads(resp.content), VERSION)
+            self.discovery = agg_discovery.BackendDiscovery(entry, "legacy")
+        except (httpx.HTTPError, orjson.JSONDecodeError, KeyError, TypeError) as exc:
+            log.info("aggregated discovery of %s failed: %s", url, exc)
+            self.discovery = agg_discovery.BackendDiscovery(None, str(exc))
+
+    def discovery_entry(self) -> dict[str, Any]:
+        """The version entry `/apis` publishes for this APIService (Stale when not fetched)."""
+        entry = self.discovery.entry
+        return entry if entry is not None else agg_discovery.stale_entry(VERSION)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Own the HTTP clients and re-probe: every `probe_interval_s`, sooner while failing."""

@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 import trio
 
-from . import tables
+from . import discovery, tables
 from .aggregator import DISCOVERY_PATH, GROUP, VERSION, Aggregator
 from .clock import SimClock
 from .errors import ConfigError, NotFoundError, SelectorError
@@ -30,6 +30,7 @@ from .policy import ANONYMOUS_USER, Attributes, Policy, User, forbidden_message
 from .responses import JSON, UNAUTHORIZED, json_response, raw_json, status, status_doc
 from .selectors import FieldSelector, parse_field_selector, parse_label_selector
 from .store import ExpiredError, Filter, ResourceStore, Store
+from .workloads import APPS_RESOURCES, Workloads
 
 K8S_VERSION = {
     "major": "1",
@@ -80,6 +81,7 @@ CORE_RESOURCES = [
     },
 ]
 GROUP_RESOURCES: dict[str, list[dict[str, Any]]] = {
+    "apps/v1": APPS_RESOURCES,
     "apiregistration.k8s.io/v1": [
         {
             "name": "apiservices",
@@ -193,6 +195,7 @@ class ApiServer:
         *,
         bookmark_interval_s: float = 60.0,
         control: Callable[[Request], Response] | None = None,
+        workloads: Workloads | None = None,
     ) -> None:
         self.model = model
         self.store = store
@@ -202,6 +205,7 @@ class ApiServer:
         self.bookmark_interval_s = bookmark_interval_s
         self.address = ""
         self._control = control
+        self.workloads = workloads
         self.requests = 0
 
     # --- authentication ----------------------------------------------------------------
@@ -252,6 +256,28 @@ class ApiServer:
             return self._control(request)
         if request.method not in ("GET", "HEAD"):
             return status(405, _NO_METHOD, details={})
+        aggregated = None
+        if path in ("/api", "/apis"):
+            aggregated = discovery.requested_version(request.header("accept"))
+        if path == "/api" and aggregated is not None:
+            body = discovery.list_document(aggregated, [discovery.core_item(CORE_RESOURCES)])
+            return discovery.respond(request, aggregated, body)
+        if path == "/apis" and aggregated is not None:
+            items = [
+                discovery.group_item(
+                    gv.split("/")[0],
+                    [
+                        {
+                            "version": gv.split("/")[1],
+                            "resources": [discovery.resource_entry(r, gv) for r in resources],
+                            "freshness": "Current",
+                        }
+                    ],
+                )
+                for gv, resources in sorted(GROUP_RESOURCES.items())
+            ]
+            items.append(discovery.group_item(GROUP, [self.aggregator.discovery_entry()]))
+            return discovery.respond(request, aggregated, discovery.list_document(aggregated, items))
         if path == "/api":
             return json_response(
                 {
@@ -312,6 +338,8 @@ class ApiServer:
             if a.verb == "watch":
                 return self._watch(request, rs, a)
             return status(405, _NO_METHOD, details={})
+        if gv == "apps/v1" and self.workloads is not None:
+            return self.workloads.handle(request, a)
         if gv == "authentication.k8s.io/v1" and a.resource == "tokenreviews" and not a.name:
             return self._token_review(request) if a.verb == "create" else status(405, _NO_METHOD, details={})
         if (

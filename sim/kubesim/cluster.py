@@ -44,6 +44,7 @@ from .pki import CertificateAuthority
 from .policy import Policy
 from .profiles import PROFILE_KINDS
 from .store import Store
+from .workloads import Workloads
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -155,6 +156,7 @@ class SimCluster:
         pod_churn_per_minute: float = 0.0,
         start_epoch_ns: int | None = None,
         send_remote_uid: bool = False,
+        deterministic: bool = False,
         on_ready: Callable[[SimCluster], Awaitable[None]] | None = None,
     ) -> None:
         if not host.startswith("127."):
@@ -163,6 +165,8 @@ class SimCluster:
             raise ConfigError(f"address_prefix must be (127, b) with 0 <= b <= 255, got {address_prefix!r}")
         if pod_churn_per_minute < 0:
             raise ConfigError("pod_churn_per_minute must be >= 0")
+        if deterministic and (sample_interval_s < 1 or sample_interval_s != int(sample_interval_s)):
+            raise ConfigError("the deterministic mode needs a sample interval of whole seconds (>= 1)")
         self.model_options = ModelOptions(
             nodes=nodes,
             pods_per_node=pods_per_node,
@@ -172,6 +176,7 @@ class SimCluster:
             profile_kinds=tuple(profile_kinds),
             kubelet_format=kubelet_format,
             address_prefix=address_prefix,
+            deterministic=deterministic,
         )
         self.paths = StatePaths(Path(state_dir))
         self.host = host
@@ -286,6 +291,7 @@ class SimCluster:
             clock,
             bookmark_interval_s=self._bookmark_interval_s,
             control=control_handler(model, aggregator, store),
+            workloads=Workloads(model, store),
         )
         kubelets = KubeletFleet(
             model,
@@ -412,6 +418,12 @@ class SimCluster:
     @property
     def apiserver(self) -> ApiServer:
         return self._require(self._apiserver)
+
+    @property
+    def workloads(self) -> Workloads:
+        """Deployments, StatefulSets and ReplicaSets: ``workloads.add(...)``, ``workloads.scale(...)``."""
+        workloads = self._require(self._apiserver).workloads
+        return self._require(workloads)
 
     @property
     def kubelets(self) -> KubeletFleet:

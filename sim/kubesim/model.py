@@ -22,6 +22,7 @@ import orjson
 import trio
 
 from .clock import NS_PER_MS, NS_PER_S, SimClock
+from .deterministic import aligned_ns, random_linear, system_linear
 from .errors import ConfigError, NotFoundError
 from .gofmt import rfc3339
 from .profiles import MI, PROFILE_KINDS, Profile, Steady, random_profile, stable_hash
@@ -113,6 +114,9 @@ class Pod:
     overhead_memory: int = 0
     stat_skew_ms: int = 0
     owner: str = ""
+    init_containers: tuple[str, ...] = ()
+    """Names of init containers, all completed before the pod started: in the Pod object only
+    (a kubelet reports no metrics for a finished container)."""
 
     @property
     def key(self) -> tuple[str, str]:
@@ -184,6 +188,8 @@ class ModelOptions:
     kubelet_format: str = "stable"
     address_prefix: tuple[int, int] = (127, 1)
     """Node i listens on <a>.<b + i // 250>.<i % 250 + 1>: 250 nodes per /16 block."""
+    deterministic: bool = False
+    """`kubesim.deterministic`: linear usage sampled on whole seconds (profile_kinds is ignored)."""
 
 
 def node_ip(prefix: tuple[int, int], index: int) -> str:
@@ -206,6 +212,10 @@ class ClusterModel:
                 )
         if options.sample_interval_s < 0:
             raise ConfigError("sample_interval_s must be >= 0")
+        if options.deterministic and (
+            options.sample_interval_s < 1 or options.sample_interval_s != int(options.sample_interval_s)
+        ):
+            raise ConfigError("the deterministic mode needs a sample interval of whole seconds (>= 1)")
         self.options = options
         self.clock = clock
         self.store = store
@@ -249,6 +259,9 @@ class ClusterModel:
         created = now - rng.randrange(1, 30 * 86400) * NS_PER_S
         boot = created + rng.randrange(0, 3600) * NS_PER_S
         interval_ms = int(self.options.sample_interval_s * 1000)
+        deterministic = self.options.deterministic
+        if deterministic:
+            boot = aligned_ns(boot)
         node = Node(
             name=name,
             index=index,
@@ -259,7 +272,9 @@ class ClusterModel:
             memory_allocatable=(capacity_mem - rng.choice((100, 500)) * MI - 100 * MI) // 1024 * 1024,
             created_ns=created,
             boot_ns=boot,
-            system=Steady(boot, millicores=rng.randrange(40, 250), memory=rng.randrange(300, 900) * MI),
+            system=system_linear(rng, boot)
+            if deterministic
+            else Steady(boot, millicores=rng.randrange(40, 250), memory=rng.randrange(300, 900) * MI),
             labels={
                 "beta.kubernetes.io/arch": "amd64",
                 "beta.kubernetes.io/os": "linux",
@@ -270,8 +285,8 @@ class ClusterModel:
                 "topology.kubernetes.io/zone": f"sim-zone-{'abc'[index % 3]}",
             },
             kubelet_format=self.options.kubelet_format,
-            phase_ms=rng.randrange(0, interval_ms) if interval_ms else 0,
-            stat_skew_ms=rng.randrange(0, 500) if interval_ms else 0,
+            phase_ms=rng.randrange(0, interval_ms) if interval_ms and not deterministic else 0,
+            stat_skew_ms=rng.randrange(0, 500) if interval_ms and not deterministic else 0,
         )
         self.nodes[name] = node
         self._put_node(node)
@@ -309,7 +324,10 @@ class ClusterModel:
         key = stable_hash(self.options.seed, ns, name)
         specs = [
             ContainerSpec(
-                cname, random_profile(rng, started, key ^ stable_hash(cname), self.options.profile_kinds)
+                cname,
+                random_linear(rng, started)
+                if self.options.deterministic
+                else random_profile(rng, started, key ^ stable_hash(cname), self.options.profile_kinds),
             )
             for cname in container_names
         ]
@@ -351,8 +369,11 @@ class ClusterModel:
         start_ns: int | None = None,
         phase: str = "Running",
         owner: str = "",
+        init_containers: Sequence[str] = (),
     ) -> Pod:
-        """Create a pod on a node. Profiles are re-anchored to the pod's start (default: now)."""
+        """Create a pod on a node. Profiles are re-anchored to the pod's start (default: now).
+
+        `init_containers` names init containers that completed before the start (see `Pod`)."""
         node = self.node(node_name)
         if (namespace, name) in self.pods:
             raise ConfigError(f"pod {namespace}/{name} already exists")
@@ -361,8 +382,11 @@ class ClusterModel:
         now = self.clock.now_ns()
         started = now if start_ns is None else start_ns
         started -= started % NS_PER_MS
+        deterministic = self.options.deterministic
+        if deterministic:
+            started = aligned_ns(started)
         rng = random.Random(stable_hash(self.options.seed, "pod", namespace, name))
-        interval_ms = int(self.options.sample_interval_s * 1000)
+        interval_ms = int(self.options.sample_interval_s * 1000) if not deterministic else 0
         built = []
         for spec in containers:
             spec.profile.origin_ns = started
@@ -390,10 +414,11 @@ class ClusterModel:
             started_ns=started,
             ip=f"10.{(node.index >> 8) & 255}.{node.index & 255}.{len(node.pods) % 250 + 2}",
             phase=phase,
-            overhead_mc=rng.randrange(0, 3),
-            overhead_memory=rng.randrange(0, 64) * 4096,
+            overhead_mc=rng.randrange(0, 3) if not deterministic else 0,
+            overhead_memory=rng.randrange(0, 64) * 4096 if not deterministic else 0,
             stat_skew_ms=rng.randrange(0, 1500) if interval_ms else 0,
             owner=owner,
+            init_containers=tuple(init_containers),
         )
         self.pods[pod.key] = pod
         self._pod_names.add(name)
@@ -409,7 +434,7 @@ class ClusterModel:
             raise ConfigError(f"unknown pod phase {phase!r}")
         pod = self.pod(namespace, name)
         node = self.node(pod.node)
-        now = self.clock.now_ns()
+        now = self._event_ns()
         if pod.phase == "Running" and phase != "Running":
             node.retired_cpu_ns += pod.cpu_ns(now)
             node.pods.pop(pod.key, None)
@@ -440,7 +465,7 @@ class ClusterModel:
         """The container's counter starts again from 0 and its start time moves to now."""
         pod = self.pod(namespace, name)
         c = pod.container(container)
-        now = self.clock.now_ns()
+        now = self._event_ns()
         c.instance_base_ns = c.profile.cpu_ns(now)
         c.last_finished_ns = now
         c.instance_start_ns = now
@@ -449,6 +474,11 @@ class ClusterModel:
             self.node(pod.node).generation += 1
         self._put_pod(pod)
         return c
+
+    def _event_ns(self) -> int:
+        """When a change made now takes effect: now, or the next whole second when deterministic."""
+        now = self.clock.now_ns()
+        return aligned_ns(now) if self.options.deterministic else now
 
     def set_node_ready(self, name: str, ready: bool) -> None:
         node = self.node(name)
@@ -755,6 +785,16 @@ class ClusterModel:
                         }
                         for c in pod.containers
                     ],
+                    **(
+                        {
+                            "initContainers": [
+                                {"name": name, "image": f"registry.example/{name}:1.0"}
+                                for name in pod.init_containers
+                            ]
+                        }
+                        if pod.init_containers
+                        else {}
+                    ),
                     "restartPolicy": "Always",
                     "terminationGracePeriodSeconds": 30,
                     "dnsPolicy": "ClusterFirst",
@@ -787,6 +827,29 @@ class ClusterModel:
                     "podIP": pod.ip,
                     "podIPs": [{"ip": pod.ip}],
                     "startTime": rfc3339(pod.created_ns),
+                    **(
+                        {
+                            "initContainerStatuses": [
+                                {
+                                    "name": name,
+                                    "state": {
+                                        "terminated": {
+                                            "exitCode": 0,
+                                            "reason": "Completed",
+                                            "startedAt": rfc3339(pod.created_ns),
+                                            "finishedAt": rfc3339(pod.started_ns),
+                                        }
+                                    },
+                                    "ready": True,
+                                    "restartCount": 0,
+                                    "image": f"registry.example/{name}:1.0",
+                                }
+                                for name in pod.init_containers
+                            ]
+                        }
+                        if pod.init_containers
+                        else {}
+                    ),
                     "containerStatuses": statuses,
                     "qosClass": "Burstable",
                 },

@@ -36,7 +36,7 @@ import httpx
 import orjson
 import trio
 
-from metrics_server.cli import parse_duration_ns
+from k8s_metrics.durations import parse_duration_ns
 
 from .clock import NS_PER_S
 from .cluster import ADMIN_USER, LIMITED_NAMESPACE, LIMITED_USER, SimCluster

@@ -8,18 +8,14 @@ import importlib.util
 import os
 import sys
 from collections.abc import Callable
-from decimal import Decimal
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-import httpx
 import pytest
 import trio
 from top_kubectl import Run
 from usage_cluster import SHOP_PODS, V1BETA1, pod_metrics_list, serve_cluster, shop_pod
-
-from k8s_metrics import Metrics, MetricsClient
 
 if TYPE_CHECKING:
     from conftest import FakeApiServer
@@ -113,7 +109,7 @@ async def test_autoscaler_average_value(kubeconfig: Path, api_server: FakeApiSer
         *GROUPS,
         "target: 100m per pod; usage ratio 0.60 (tolerance 0.1)",
         "desired replicas: 3 (current: 5)",
-        "dry run: nothing changed (use --apply with --deployment to scale)",
+        "dry run: nothing changed (use --apply with a workload to scale)",
     ]
     assert not [r for r in api_server.requests if r.method != "GET"]
 
@@ -128,7 +124,7 @@ async def test_autoscaler_utilization(kubeconfig: Path) -> None:
     assert run.out.splitlines()[-3:] == [
         "target: 50% of requests; usage ratio 0.48 (tolerance 0.1)",
         "desired replicas: 4 (current: 5)",
-        "dry run: nothing changed (use --apply with --deployment to scale)",
+        "dry run: nothing changed (use --apply with a workload to scale)",
     ]
 
 
@@ -136,8 +132,8 @@ async def test_autoscaler_reads_and_patches_the_deployment_scale(
     kubeconfig: Path, api_server: FakeApiServer
 ) -> None:
     # The deployment's scale gives the selector and the current count. The fake apiserver only answers GET,
-    # so the PATCH is refused: the error names the verb and object, like kubectl. (The PATCH itself is
-    # checked in test_apply_scale_sends_a_merge_patch.)
+    # so the PATCH is refused: the error names the verb and object, like kubectl. (Scaling for real is in
+    # tests/e2e/test_autoscaler.py, against the simulated cluster.)
     api_server.reply_json(SCALE_PATH, 200, SCALE)
     run = await run_example(
         "hpa_autoscaler",
@@ -166,25 +162,6 @@ async def test_autoscaler_reads_and_patches_the_deployment_scale(
     )
 
 
-def test_apply_scale_sends_a_merge_patch() -> None:
-    seen: list[httpx.Request] = []
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        seen.append(request)
-        return httpx.Response(200, json=SCALE)
-
-    client = MetricsClient(base_url="https://127.0.0.21:1")
-    client.set_httpx_client(
-        httpx.Client(base_url="https://127.0.0.21:1", transport=httpx.MockTransport(handler))
-    )
-    with Metrics(client, Decimal) as metrics:
-        hpa.apply_scale(metrics, "shop", "web", 3)
-    [request] = seen
-    assert (request.method, request.url.path) == ("PATCH", SCALE_PATH)
-    assert request.headers["content-type"] == "application/merge-patch+json"
-    assert request.content == b'{"spec":{"replicas":3}}'
-
-
 async def test_autoscaler_errors(kubeconfig: Path, api_server: FakeApiServer) -> None:
     api_server.reply_json(
         f"{V1BETA1}/namespaces/shop/pods?labelSelector=app%3Dnone", 200, pod_metrics_list([])
@@ -199,7 +176,9 @@ async def test_autoscaler_errors(kubeconfig: Path, api_server: FakeApiServer) ->
     assert no_metrics == Run(1, "", "error: no metrics returned from resource metrics API\n")
     expected = "the server is currently unable to handle the request (get pods.metrics.k8s.io)"
     assert unavailable == Run(1, "", f"error: ServiceUnavailable (503): {expected}\n")
-    assert usage.code == 2 and usage.err.endswith("error: --apply needs --deployment\n")
+    assert usage.code == 2 and usage.err.endswith(
+        "error: --apply needs a workload (--deployment, --statefulset or --replicaset)\n"
+    )
 
 
 # -- the algorithm, in-process, on prepared scenarios

@@ -22,20 +22,32 @@ import pytest
 import sniffio
 import trio
 
-from k8s_metrics._generated import errors
-from k8s_metrics._generated.api.discovery import (
+from k8s_metrics._generated.types import Response
+from k8s_metrics.api.discovery import (
     get_api_groups,
     get_metrics_api_group,
     get_metrics_api_resources,
 )
-from k8s_metrics._generated.api.metrics import (
+from k8s_metrics.api.metrics import (
     list_namespaced_pod_metrics,
     list_node_metrics,
     list_pod_metrics_for_all_namespaces,
     read_namespaced_pod_metrics,
     read_node_metrics,
 )
-from k8s_metrics._generated.models import (
+from k8s_metrics.client import DEFAULT_TIMEOUT, MetricsClient, metrics_client
+from k8s_metrics.errors import (
+    ApiError,
+    BadRequest,
+    Forbidden,
+    NotFound,
+    ServiceUnavailable,
+    TransportError,
+    Unauthorized,
+)
+from k8s_metrics.kubeconfig import ConfigError, load_kubeconfig
+from k8s_metrics.models import (
+    UNSET,
     APIGroup,
     APIGroupList,
     APIResourceList,
@@ -47,9 +59,6 @@ from k8s_metrics._generated.models import (
     StatusCause,
     StatusDetails,
 )
-from k8s_metrics._generated.types import UNSET, Response
-from k8s_metrics.client import DEFAULT_TIMEOUT, MetricsClient, metrics_client
-from k8s_metrics.kubeconfig import ConfigError, load_kubeconfig
 
 if TYPE_CHECKING:
     from conftest import FakeApiServer
@@ -285,7 +294,7 @@ async def test_operation_parses_the_served_document(
     assert (seen.method, seen.path, seen.query) == ("GET", op.path, "")
     assert seen.headers["authorization"] == f"Bearer {api_server.token}"
     assert seen.headers["accept"] == "application/json"
-    assert seen.headers["user-agent"] == "k8s-metrics-client/0.1.0"
+    assert seen.headers["user-agent"] == "k8s-metrics-client/0.2.0"
 
 
 async def test_typed_values_of_a_node_list(
@@ -375,22 +384,31 @@ NOT_FOUND = {
 }
 
 
+async def raised(
+    mode: str, make_client: Callable[[], MetricsClient], op: ModuleType, *args: Any, **kwargs: Any
+) -> ApiError:
+    """Call ``op`` in ``mode``, which must raise an ``ApiError``; return it."""
+    with pytest.raises(ApiError) as caught:
+        await call(mode, make_client, op, *args, **kwargs)
+    return caught.value
+
+
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("case", NOT_FOUND)
-async def test_not_found_is_parsed_as_status(
+async def test_not_found_raises_with_the_status(
     case: str, mode: str, api_server: FakeApiServer, make_client: Callable[[], MetricsClient]
 ) -> None:
     op, args, path, document = NOT_FOUND[case]
     api_server.reply_json(path, 404, document)
-    response = await call(mode, make_client, op, *args)
-    assert response.status_code == 404
-    assert isinstance(response.parsed, Status)
-    assert response.parsed.to_dict() == document
+    error = await raised(mode, make_client, op, *args)
+    assert type(error) is NotFound
+    assert (error.code, error.reason, error.message) == (404, "NotFound", document["message"])
+    assert error.status.to_dict() == document
     details = document["details"]
-    assert response.parsed == Status(
+    assert error.status == Status(
         kind="Status",
         api_version="v1",
-        metadata=response.parsed.metadata,
+        metadata=error.status.metadata,
         status="Failure",
         message=document["message"],
         reason="NotFound",
@@ -421,46 +439,55 @@ UNAVAILABLE_STATUS = status_document(
 )
 UNAUTHORIZED = status_document(401, "Unauthorized", "Unauthorized")
 
-# error: ((status, body, content type) served, Status expected)
-ERRORS: dict[str, tuple[tuple[int, bytes, str], dict[str, Any]]] = {
-    "forbidden": ((403, json.dumps(FORBIDDEN).encode(), "application/json"), FORBIDDEN),
-    "internal": ((500, json.dumps(INTERNAL).encode(), "application/json"), INTERNAL),
-    "aggregator-plain-text-503": (AGGREGATOR_503, UNAVAILABLE_STATUS),
+# error: ((status, body, content type) served, exception class and Status expected)
+ERRORS: dict[str, tuple[tuple[int, bytes, str], type[ApiError], dict[str, Any]]] = {
+    "forbidden": ((403, json.dumps(FORBIDDEN).encode(), "application/json"), Forbidden, FORBIDDEN),
+    "internal": ((500, json.dumps(INTERNAL).encode(), "application/json"), ApiError, INTERNAL),
+    "aggregator-plain-text-503": (AGGREGATOR_503, ServiceUnavailable, UNAVAILABLE_STATUS),
 }
+
+
+def generic_suffix(op: Operation) -> str:
+    """client-go's end of a message built from a body that was not a Status: ``(get <resource> [name])``."""
+    if op.path == V1BETA1 or not op.path.startswith(V1BETA1 + "/"):
+        return ""  # discovery: not a resource
+    parts = op.path.removeprefix(V1BETA1 + "/").split("/")
+    parts = parts[2:] if parts[0] == "namespaces" else parts
+    return f" (get {parts[0]}.metrics.k8s.io{' ' + parts[1] if len(parts) > 1 else ''})"
 
 
 @pytest.mark.parametrize("error", [*ERRORS, "unauthorized"])
 @pytest.mark.parametrize("name", OPERATIONS)
-async def test_every_operation_parses_errors_as_status(
+async def test_every_operation_raises_errors_with_the_status(
     name: str, error: str, api_server: FakeApiServer, write_kubeconfig: WriteKubeconfig, tmp_path: Path
 ) -> None:
     op = OPERATIONS[name]
     token = api_server.token
     if error == "unauthorized":
-        token, expected = "a-revoked-token", UNAUTHORIZED
+        token, expected_class, expected = "a-revoked-token", Unauthorized, UNAUTHORIZED
     else:
-        served, expected = ERRORS[error]
+        served, expected_class, expected = ERRORS[error]
         api_server.reply(op.path, *served)
     config = write_kubeconfig(
         tmp_path / "config", server_url=api_server.url, ca_pem=api_server.ca_pem, token=token
     )
-    response = await call("trio", lambda: metrics_client(kubeconfig=config), op.module, *op.args)
-    assert response.status_code == expected["code"]
-    assert isinstance(response.parsed, Status)
-    assert response.parsed.to_dict() == expected
+    caught = await raised("trio", lambda: metrics_client(kubeconfig=config), op.module, *op.args)
+    assert type(caught) is expected_class
+    assert caught.status.to_dict() == expected
+    suffix = generic_suffix(op) if error == "aggregator-plain-text-503" else ""
+    assert caught.message == expected["message"] + suffix
 
 
 @pytest.mark.parametrize("mode", ["sync", "asyncio"])
 @pytest.mark.parametrize("error", ERRORS)
-async def test_errors_are_parsed_in_every_mode(
+async def test_errors_are_raised_in_every_mode(
     error: str, mode: str, api_server: FakeApiServer, make_client: Callable[[], MetricsClient]
 ) -> None:
-    served, expected = ERRORS[error]
+    served, expected_class, expected = ERRORS[error]
     api_server.reply(f"{V1BETA1}/pods", *served)
-    response = await call(mode, make_client, list_pod_metrics_for_all_namespaces)
-    assert response.status_code == expected["code"]
-    assert isinstance(response.parsed, Status)
-    assert response.parsed.to_dict() == expected
+    caught = await raised(mode, make_client, list_pod_metrics_for_all_namespaces)
+    assert type(caught) is expected_class
+    assert caught.status.to_dict() == expected
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -470,58 +497,53 @@ async def test_non_status_error_bodies_become_status_like_client_go(
     html = b"<html><body>Too Many Requests</body></html>"
     api_server.reply(f"{V1BETA1}/nodes", 429, html, "text/html")
     api_server.reply_json(f"{V1BETA1}/nodes/a", 500, {"error": "boom"})  # JSON, but not a Status
-    api_server.reply(f"{V1BETA1}/nodes/b", 502, b"", "text/plain")
-    too_many = await call(mode, make_client, list_node_metrics)
-    not_status = await call(mode, make_client, read_node_metrics, "a")
-    with pytest.raises(errors.UnexpectedStatus) as bad_gateway:  # 502 is not declared
-        await call(mode, make_client, read_node_metrics, "b")
-    assert isinstance(too_many.parsed, Status)
-    assert too_many.parsed.to_dict() == status_document(
+    api_server.reply(f"{V1BETA1}/nodes/b", 502, b"", "text/plain")  # not declared by the spec
+    api_server.reply(f"{V1BETA1}/nodes/teapot", 418, b"I'm a teapot", "text/plain")
+    too_many = await raised(mode, make_client, list_node_metrics)
+    not_status = await raised(mode, make_client, read_node_metrics, "a")
+    bad_gateway = await raised(mode, make_client, read_node_metrics, "b")
+    teapot = await raised(mode, make_client, read_node_metrics, "teapot")
+    assert too_many.status.to_dict() == status_document(
         429,
         "TooManyRequests",
         "the server has received too many requests and has asked us to try again later",
         {"causes": [{"reason": "UnexpectedServerResponse", "message": html.decode()}]},
     )
-    assert too_many.headers["content-type"] == "application/json"
-    assert isinstance(not_status.parsed, Status)
-    assert not_status.parsed.to_dict() == status_document(
+    assert str(too_many) == (
+        "TooManyRequests (429): the server has received too many requests and has asked us to try again "
+        "later (get nodes.metrics.k8s.io)"
+    )
+    assert not_status.status.to_dict() == status_document(
         500,
         "InternalError",
         'an error on the server ("{\\"error\\":\\"boom\\"}") has prevented the request from succeeding',
         {"causes": [{"reason": "UnexpectedServerResponse", "message": '{"error":"boom"}'}]},
     )
-    assert bad_gateway.value.status_code == 502
-    assert json.loads(bad_gateway.value.content) == status_document(
+    assert bad_gateway.status.to_dict() == status_document(
         502,
         "InternalError",
         'an error on the server ("") has prevented the request from succeeding',
         {"causes": [{"reason": "UnexpectedServerResponse", "message": ""}]},
     )
-
-
-async def test_undeclared_status_raises_with_a_status_body(
-    api_server: FakeApiServer, make_client: Callable[[], MetricsClient]
-) -> None:
-    api_server.reply(f"{V1BETA1}/nodes/teapot", 418, b"I'm a teapot", "text/plain")
-    with pytest.raises(errors.UnexpectedStatus) as raised:
-        await call("trio", make_client, read_node_metrics, "teapot")
-    assert raised.value.status_code == 418
-    assert json.loads(raised.value.content) == status_document(
+    assert bad_gateway.message.endswith("(get nodes.metrics.k8s.io b)")
+    assert teapot.status.to_dict() == status_document(
         418,
         "Unknown",
         "the server responded with the status code 418 but did not return more information",
         {"causes": [{"reason": "UnexpectedServerResponse", "message": "I'm a teapot"}]},
     )
+    assert {type(e) for e in (too_many, not_status, bad_gateway, teapot)} == {ApiError}
 
 
 async def test_retry_after_is_kept(
     api_server: FakeApiServer, make_client: Callable[[], MetricsClient]
 ) -> None:
     api_server.reply(f"{V1BETA1}/nodes", 503, b"overloaded", "text/plain", (("Retry-After", "7"),))
-    parsed = (await call("trio", make_client, list_node_metrics)).parsed
-    assert isinstance(parsed, Status) and isinstance(parsed.details, StatusDetails)
-    assert parsed.details.retry_after_seconds == 7
-    assert parsed.details.causes == [StatusCause(reason="UnexpectedServerResponse", message="overloaded")]
+    caught = await raised("trio", make_client, list_node_metrics)
+    details = caught.status.details
+    assert isinstance(caught, ServiceUnavailable) and isinstance(details, StatusDetails)
+    assert details.retry_after_seconds == 7
+    assert details.causes == [StatusCause(reason="UnexpectedServerResponse", message="overloaded")]
 
 
 # -- query parameters
@@ -572,12 +594,12 @@ async def test_watch_and_unknown_field_selector_get_the_servers_status(
     )
     api_server.reply_json(f"{V1BETA1}/pods?watch=true", 405, method_not_allowed)
     api_server.reply_json(f"{V1BETA1}/pods?fieldSelector=spec.nodeName%3Dnode-a", 400, bad_request)
-    watched = await call("trio", make_client, list_pod_metrics_for_all_namespaces, watch=True)
-    selected = await call(
+    watched = await raised("trio", make_client, list_pod_metrics_for_all_namespaces, watch=True)
+    selected = await raised(
         "trio", make_client, list_pod_metrics_for_all_namespaces, field_selector="spec.nodeName=node-a"
     )
-    assert isinstance(watched.parsed, Status) and watched.parsed.to_dict() == method_not_allowed
-    assert isinstance(selected.parsed, Status) and selected.parsed.to_dict() == bad_request
+    assert type(watched) is ApiError and watched.status.to_dict() == method_not_allowed
+    assert type(selected) is BadRequest and selected.status.to_dict() == bad_request
 
 
 # -- the factory
@@ -645,22 +667,24 @@ async def test_tls_server_name_is_checked_against_the_certificate(
     bad = dataclasses.replace(connection, tls_server_name="metrics.example")
     response = await call(mode, lambda: metrics_client(good), read_node_metrics, "node-a")
     assert isinstance(response.parsed, NodeMetrics)
-    with pytest.raises(httpx.ConnectError) as raised:
+    with pytest.raises(TransportError, match=r"^ConnectError: ") as failed:
         await call(mode, lambda: metrics_client(bad), read_node_metrics, "node-a")
-    cause: BaseException | None = raised.value
+    assert isinstance(failed.value.__cause__, httpx.ConnectError)
+    cause: BaseException | None = failed.value
     while cause is not None and not isinstance(cause, ssl.SSLCertVerificationError):
         cause = cause.__cause__ or cause.__context__
     assert isinstance(cause, ssl.SSLCertVerificationError)
     assert "metrics.example" in cause.verify_message
 
 
-async def test_with_headers_keeps_the_status_conversion(api_server: FakeApiServer, kubeconfig: Path) -> None:
+async def test_with_headers_keeps_the_error_policy(api_server: FakeApiServer, kubeconfig: Path) -> None:
     api_server.reply(f"{V1BETA1}/nodes", *AGGREGATOR_503)
     client = metrics_client(kubeconfig=kubeconfig).with_headers({"X-Trace": "1"})
     assert isinstance(client, MetricsClient)
     async with client:
-        response = await list_node_metrics.asyncio_detailed(client=client)
-    assert isinstance(response.parsed, Status) and response.parsed.to_dict() == UNAVAILABLE_STATUS
+        with pytest.raises(ServiceUnavailable) as caught:
+            await list_node_metrics.asyncio_detailed(client=client)
+    assert caught.value.status.to_dict() == UNAVAILABLE_STATUS
     assert api_server.requests[0].headers["x-trace"] == "1"
 
 
@@ -671,8 +695,8 @@ import json, sys
 import trio
 import k8s_metrics
 from k8s_metrics.client import metrics_client
-from k8s_metrics._generated.api.metrics import list_namespaced_pod_metrics
-from k8s_metrics._generated.models import PodMetricsList
+from k8s_metrics.api.metrics import list_namespaced_pod_metrics
+from k8s_metrics.models import PodMetricsList
 
 def summary(result):
     assert isinstance(result, PodMetricsList), result

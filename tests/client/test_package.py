@@ -23,8 +23,13 @@ def test_importing_kubeconfig_does_not_load_the_generated_client() -> None:
     # cost it ~55 modules of memory for nothing.
     assert _modules_after("import k8s_metrics.kubeconfig") == [
         "k8s_metrics",
-        "k8s_metrics._yaml",
         "k8s_metrics.kubeconfig",
+        "k8s_metrics.kubeconfig.connection",
+        "k8s_metrics.kubeconfig.document",
+        "k8s_metrics.kubeconfig.execplugin",
+        "k8s_metrics.kubeconfig.files",
+        "k8s_metrics.kubeconfig.incluster",
+        "k8s_metrics.kubeconfig.tokens",
     ]
 
 
@@ -38,3 +43,29 @@ def test_public_names_resolve_on_first_use() -> None:
 def test_an_unknown_name_is_an_attribute_error() -> None:
     with pytest.raises(AttributeError, match="module 'k8s_metrics' has no attribute 'nope'"):
         k8s_metrics.nope  # noqa: B018
+
+
+def test_the_public_models_are_every_generated_model() -> None:
+    from k8s_metrics import models
+    from k8s_metrics._generated import models as generated
+    from k8s_metrics._generated import types
+
+    assert set(models.__all__) == {*generated.__all__, "UNSET", "Unset"}
+    for name in generated.__all__:
+        assert getattr(models, name) is getattr(generated, name)
+    assert (models.UNSET, models.Unset) == (types.UNSET, types.Unset)
+
+
+def test_the_public_api_is_every_generated_operation() -> None:
+    import pkgutil
+
+    from k8s_metrics import api
+    from k8s_metrics._generated import api as generated
+
+    for group in ("metrics", "discovery"):
+        generated_group = getattr(generated, group)
+        operations = sorted(m.name for m in pkgutil.iter_modules(generated_group.__path__))
+        public = getattr(api, group)
+        assert sorted(public.__all__) == operations
+        for name in operations:
+            assert getattr(public, name) is getattr(generated_group, name)

@@ -41,7 +41,7 @@ LIST_QUERY = {
     "resourceVersion": {"type": "string"},
     "resourceVersionMatch": {"$ref": "#/components/schemas/ResourceVersionMatch"},
     "sendInitialEvents": {"type": "boolean"},
-    "timeout": {"$ref": "#/components/schemas/Duration"},
+    "timeout": {"$ref": "#/components/schemas/io.k8s.apimachinery.pkg.apis.meta.v1.Duration"},
     "timeoutSeconds": {"type": "integer", "format": "int64"},
     "watch": {"type": "boolean"},
 }
@@ -60,14 +60,14 @@ DNS1123_SUBDOMAIN = {
     "pattern": r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$",
 }
 RESULT_SCHEMAS = {
-    "get_api_groups": "APIGroupList",
-    "get_metrics_api_group": "APIGroup",
-    "get_metrics_api_resources": "APIResourceList",
-    "list_node_metrics": "NodeMetricsList",
-    "read_node_metrics": "NodeMetrics",
-    "list_pod_metrics_for_all_namespaces": "PodMetricsList",
-    "list_namespaced_pod_metrics": "PodMetricsList",
-    "read_namespaced_pod_metrics": "PodMetrics",
+    "get_api_groups": "io.k8s.apimachinery.pkg.apis.meta.v1.APIGroupList",
+    "get_metrics_api_group": "io.k8s.apimachinery.pkg.apis.meta.v1.APIGroup",
+    "get_metrics_api_resources": "io.k8s.apimachinery.pkg.apis.meta.v1.APIResourceList",
+    "list_node_metrics": "io.k8s.metrics.pkg.apis.metrics.v1beta1.NodeMetricsList",
+    "read_node_metrics": "io.k8s.metrics.pkg.apis.metrics.v1beta1.NodeMetrics",
+    "list_pod_metrics_for_all_namespaces": "io.k8s.metrics.pkg.apis.metrics.v1beta1.PodMetricsList",
+    "list_namespaced_pod_metrics": "io.k8s.metrics.pkg.apis.metrics.v1beta1.PodMetricsList",
+    "read_namespaced_pod_metrics": "io.k8s.metrics.pkg.apis.metrics.v1beta1.PodMetrics",
 }
 DISCOVERY_ERRORS = {"400", "401", "403", "404", "406", "429", "500", "503"}
 READ_ERRORS = DISCOVERY_ERRORS | {"405", "504"}
@@ -126,8 +126,9 @@ def test_server_copy_is_byte_identical() -> None:
 
 def test_exactly_the_served_paths_with_get_only() -> None:
     assert {path: set(item) for path, item in SPEC["paths"].items()} == {
-        path: {"get"} for path in OPERATION_IDS
+        path: {"get"} for path in [*OPERATION_IDS, "/version"]
     }
+    assert SPEC["paths"]["/version"]["get"]["operationId"] == "get_code_version"
 
 
 @pytest.mark.parametrize(("path", "operation_id"), OPERATION_IDS.items())
@@ -158,7 +159,9 @@ def test_every_error_response_is_a_status(path: str) -> None:
         assert responses[code] == {"$ref": f"#/components/responses/{ERROR_RESPONSES[code]}"}
         content = resolve(responses[code])["content"]
         assert list(content) == ["application/json"]
-        assert content["application/json"]["schema"] == {"$ref": "#/components/schemas/Status"}
+        assert content["application/json"]["schema"] == {
+            "$ref": "#/components/schemas/io.k8s.apimachinery.pkg.apis.meta.v1.Status"
+        }
 
 
 @pytest.mark.parametrize(
@@ -208,7 +211,7 @@ VALUES: dict[str, tuple[list[object], list[object]]] = {
         ["coredns-558bd4d5db-4dpjz", "web-0", "x.y"],
         ["", "Web-0", "web/0", "a" * 254],
     ),
-    "#/components/schemas/Quantity": (
+    "#/components/schemas/io.k8s.apimachinery.pkg.api.resource.Quantity": (
         [
             "168064370n",
             "5u",
@@ -230,7 +233,7 @@ VALUES: dict[str, tuple[list[object], list[object]]] = {
         ],
         ["", "1.5 Gi", "Ki", "1KiB", "1K", "k", "1k1", "abc", "1µ", "1,5", 250],
     ),
-    "#/components/schemas/Duration": (
+    "#/components/schemas/io.k8s.apimachinery.pkg.apis.meta.v1.Duration": (
         [
             "15.012s",
             "1m0.729s",
@@ -250,7 +253,7 @@ VALUES: dict[str, tuple[list[object], list[object]]] = {
         ],
         ["", "15", "15 s", "1d", "s", "1m 0s", "1.5", ".s", "1S"],
     ),
-    "#/components/schemas/Time": (
+    "#/components/schemas/io.k8s.apimachinery.pkg.apis.meta.v1.Time": (
         ["2026-04-25T17:20:42Z", "2021-10-03T09:36:52Z"],
         ["2026-04-25T17:20:42+00:00", "2026-04-25T17:20:42.5Z", "2026-04-25 17:20:42Z", "2026-04-25"],
     ),
@@ -280,8 +283,10 @@ def test_referenced_value_schemas() -> None:
         "type": "string",
         "enum": ["", "Exact", "NotOlderThan"],
     }
-    assert schemas["ResourceList"]["additionalProperties"] == {"$ref": "#/components/schemas/Quantity"}
-    assert schemas["Time"]["format"] == "date-time"
+    assert schemas["ResourceList"]["additionalProperties"] == {
+        "$ref": "#/components/schemas/io.k8s.apimachinery.pkg.api.resource.Quantity"
+    }
+    assert schemas["io.k8s.apimachinery.pkg.apis.meta.v1.Time"]["format"] == "date-time"
 
 
 def test_every_pattern_compiles_in_python() -> None:
@@ -321,7 +326,7 @@ def test_every_example_matches_its_schema() -> None:
 
 
 def test_status_schema_rejects_what_the_server_must_not_send() -> None:
-    status = oas_validator({"$ref": "#/components/schemas/Status"})
+    status = oas_validator({"$ref": "#/components/schemas/io.k8s.apimachinery.pkg.apis.meta.v1.Status"})
     good = {
         "kind": "Status",
         "apiVersion": "v1",
@@ -340,16 +345,20 @@ def test_status_schema_rejects_what_the_server_must_not_send() -> None:
 
 
 def test_metrics_objects_reject_drift() -> None:
-    node = oas_validator({"$ref": "#/components/schemas/NodeMetrics"})
-    good = SPEC["components"]["schemas"]["NodeMetrics"]["example"]
+    node = oas_validator({"$ref": "#/components/schemas/io.k8s.metrics.pkg.apis.metrics.v1beta1.NodeMetrics"})
+    good = SPEC["components"]["schemas"]["io.k8s.metrics.pkg.apis.metrics.v1beta1.NodeMetrics"]["example"]
     assert node.is_valid(good)
     assert not node.is_valid({**good, "usage": {"cpu": 0.25}})
     assert not node.is_valid({**good, "window": "15.012"})
     assert not node.is_valid({**good, "timestamp": "2026-04-25T17:20:42.123456Z"})
     assert not node.is_valid({**good, "metadata": {**good["metadata"], "uid": "x"}})
     assert not node.is_valid({k: v for k, v in good.items() if k != "usage"})
-    pod_list = oas_validator({"$ref": "#/components/schemas/PodMetricsList"})
-    example = SPEC["components"]["schemas"]["PodMetricsList"]["example"]
+    pod_list = oas_validator(
+        {"$ref": "#/components/schemas/io.k8s.metrics.pkg.apis.metrics.v1beta1.PodMetricsList"}
+    )
+    example = SPEC["components"]["schemas"]["io.k8s.metrics.pkg.apis.metrics.v1beta1.PodMetricsList"][
+        "example"
+    ]
     assert pod_list.is_valid(example)
     assert pod_list.is_valid({**example, "items": []})
     assert not pod_list.is_valid({**example, "items": None})

@@ -30,8 +30,10 @@ from k8s_metrics import (
     ApiError,
     AsyncMetrics,
     BadRequest,
+    Conflict,
     ContainerUsage,
     Forbidden,
+    Invalid,
     Metrics,
     MetricsError,
     NodeUsage,
@@ -45,7 +47,6 @@ from k8s_metrics import (
     metrics_client,
     open_async_metrics,
     open_metrics,
-    parse_duration,
 )
 from kubesim import SimCluster
 
@@ -266,28 +267,6 @@ def test_default_namespace_comes_from_the_context(tmp_path: Path) -> None:
         open_async_metrics(kubeconfig=kubeconfig, context="nope")
 
 
-def test_parse_duration() -> None:
-    cases = {
-        "15.012s": datetime.timedelta(seconds=15, milliseconds=12),
-        "1m0.729s": datetime.timedelta(seconds=60, milliseconds=729),
-        "1h2m3.5s": datetime.timedelta(hours=1, minutes=2, seconds=3.5),
-        "500ms": datetime.timedelta(milliseconds=500),
-        "1µs": datetime.timedelta(microseconds=1),
-        "1μs": datetime.timedelta(microseconds=1),
-        "2us": datetime.timedelta(microseconds=2),
-        "1500ns": datetime.timedelta(microseconds=2),  # rounded half to even, to microseconds
-        "2500ns": datetime.timedelta(microseconds=2),
-        "0s": datetime.timedelta(0),
-        "0": datetime.timedelta(0),
-        ".5s": datetime.timedelta(milliseconds=500),
-        "-1.5s": datetime.timedelta(seconds=-1.5),
-    }
-    assert {text: parse_duration(text) for text in cases} == cases
-    for bad in ("", "s", "1", "1x", ".s", "1.2.3s", "1d", " 1s", "+"):
-        with pytest.raises(ValueError, match="invalid duration"):
-            parse_duration(bad)
-
-
 # -- errors
 
 
@@ -367,7 +346,9 @@ async def test_plain_text_error_names_the_object(kubeconfig: Path, api_server: F
         ),
         (500, status(500, "InternalError", "failed listing pods: boom"), ApiError),
         (429, status(429, "TooManyRequests", "slow down"), ApiError),
-        (409, status(409, "Conflict", "an undeclared status code"), ApiError),
+        (409, status(409, "Conflict", "an undeclared status code"), Conflict),
+        (422, status(422, "Invalid", "an undeclared status code"), Invalid),
+        (410, status(410, "Gone", "an undeclared status code"), ApiError),
     ],
 )
 async def test_error_classes(

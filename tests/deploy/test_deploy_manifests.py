@@ -19,8 +19,10 @@ from typing import Any
 
 import kubernetes_validate
 import kubernetes_validate.utils
+import pydantic
 import pytest
 import yaml
+from cloudcoil.models.prometheus_operator.v1 import ServiceMonitor
 
 import metrics_server
 from k8s_metrics.quantity import parse_quantity
@@ -30,7 +32,7 @@ REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
 
 BASE = "base"
-OVERLAYS = ("high-availability", "kubelet-insecure-tls", "autoscale")
+OVERLAYS = ("high-availability", "kubelet-insecure-tls", "autoscale", "monitoring")
 KUSTOMIZATIONS = (BASE, *OVERLAYS)
 RELEASE_FILES = {"components.yaml": BASE, "high-availability.yaml": "high-availability"}
 KUBERNETES_VERSIONS = tuple(f"1.{minor}.0" for minor in range(28, 36))
@@ -189,7 +191,7 @@ def cached_schemas() -> Iterator[None]:
 @pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
 @pytest.mark.usefixtures("cached_schemas")
 def test_every_rendered_object_validates_strictly(version: str) -> None:
-    objects = all_unique_objects()
+    objects = [o for o in all_unique_objects() if o["apiVersion"] not in CUSTOM_RESOURCES]
     assert len(objects) >= len(rendered(BASE).objects)
     for obj in objects:
         try:
@@ -197,6 +199,37 @@ def test_every_rendered_object_validates_strictly(version: str) -> None:
         except kubernetes_validate.ValidationError as exc:
             pytest.fail(f"{obj['kind']} {obj['metadata']['name']} is invalid for {version}: {exc.message}")
         assert validated == version.rsplit(".", 1)[0]
+
+
+CUSTOM_RESOURCES = {"monitoring.coreos.com/v1": {"ServiceMonitor": ServiceMonitor}}
+"""Kinds the Kubernetes schemas do not have: checked against the Prometheus Operator's CRD schema
+(the generated models of cloudcoil-models-prometheus-operator)."""
+
+
+def validate_custom_resource(obj: Obj) -> None:
+    """Strict: the model must accept the object and give back exactly what it was given (the
+    models ignore unknown fields, so a misspelt field shows up as a difference)."""
+    model = CUSTOM_RESOURCES[obj["apiVersion"]][obj["kind"]]
+    parsed = model.model_validate(obj)
+    assert parsed.model_dump(by_alias=True, exclude_none=True, mode="json") == obj
+
+
+def test_every_custom_resource_validates_strictly() -> None:
+    custom = [o for o in all_unique_objects() if o["apiVersion"] in CUSTOM_RESOURCES]
+    assert [o["kind"] for o in custom] == ["ServiceMonitor"]
+    for obj in custom:
+        validate_custom_resource(obj)
+
+
+def test_custom_resource_validation_rejects_an_unknown_field_and_a_bad_value() -> None:
+    monitor = json.loads(json.dumps(rendered("monitoring").get("ServiceMonitor", "metrics-server")))
+    monitor["spec"]["endpoints"][0]["sheme"] = "https"
+    with pytest.raises(AssertionError):
+        validate_custom_resource(monitor)
+    del monitor["spec"]["endpoints"][0]["sheme"]
+    monitor["spec"]["endpoints"][0]["scheme"] = "gopher"
+    with pytest.raises(pydantic.ValidationError):
+        validate_custom_resource(monitor)
 
 
 def test_strict_validation_rejects_an_unknown_field() -> None:
@@ -212,12 +245,12 @@ def test_strict_validation_rejects_an_unknown_field() -> None:
 @pytest.mark.parametrize("name", KUSTOMIZATIONS)
 def test_deployment_args_parse_with_the_servers_parser(name: str) -> None:
     options = rendered(name).options()
-    assert options.cert_dir == "/tmp"
-    assert options.secure_port == 10250
-    assert options.kubelet_preferred_address_types == ("InternalIP", "ExternalIP", "Hostname")
-    assert options.kubelet_use_node_status_port is True
-    assert options.metric_resolution_ns == 15 * NS_PER_SECOND
-    assert options.kubelet_insecure_tls is (name == "kubelet-insecure-tls")
+    assert options.serving.cert_dir == "/tmp"
+    assert options.serving.secure_port == 10250
+    assert options.kubelet.preferred_address_types == ("InternalIP", "ExternalIP", "Hostname")
+    assert options.kubelet.use_node_status_port is True
+    assert options.server.metric_resolution_ns == 15 * NS_PER_SECOND
+    assert options.kubelet.insecure_tls is (name == "kubelet-insecure-tls")
     assert options.ignored_flags == ()
 
 
@@ -226,14 +259,16 @@ def test_ports_and_probes_match_the_server(name: str) -> None:
     r = rendered(name)
     options = r.options()
     container = r.server_container
-    assert container["ports"] == [{"name": "https", "containerPort": options.secure_port, "protocol": "TCP"}]
+    assert container["ports"] == [
+        {"name": "https", "containerPort": options.serving.secure_port, "protocol": "TCP"}
+    ]
     for probe, path in (("readinessProbe", "/readyz"), ("livenessProbe", "/livez")):
         assert container[probe]["httpGet"] == {"path": path, "port": "https", "scheme": "HTTPS"}
         # Probes carry no credentials: the path must be served without authorization.
-        assert path in options.authorization_always_allow_paths
+        assert path in options.authorization.always_allow_paths
     # A cert dir the container can write: the emptyDir mount.
     volumes = {v["name"]: v for v in r.deployment["spec"]["template"]["spec"]["volumes"]}
-    [mount] = [m for m in container["volumeMounts"] if m["mountPath"] == options.cert_dir]
+    [mount] = [m for m in container["volumeMounts"] if m["mountPath"] == options.serving.cert_dir]
     assert volumes[mount["name"]] == {"name": mount["name"], "emptyDir": {}}
 
 
@@ -319,7 +354,8 @@ def test_rbac_grants_what_the_server_uses(name: str) -> None:
     r.get("ServiceAccount", "metrics-server")
     for kind in ("ClusterRoleBinding", "RoleBinding"):
         for binding in r.of_kind(kind):
-            assert subjects_are_the_service_account(binding), binding["metadata"]["name"]
+            if binding["metadata"]["name"] != PROMETHEUS_BINDING:
+                assert subjects_are_the_service_account(binding), binding["metadata"]["name"]
     role_refs = {(b["roleRef"]["kind"], b["roleRef"]["name"]) for b in r.of_kind("ClusterRoleBinding")}
     assert {("ClusterRole", "system:auth-delegator"), ("ClusterRole", "system:metrics-server")} <= role_refs
     auth_reader = r.get("RoleBinding", "metrics-server-auth-reader")
@@ -380,6 +416,42 @@ def test_kubelet_insecure_tls_overlay_only_adds_the_flag() -> None:
         [deployment] = [o for o in objs if o["kind"] == "Deployment"]
         deployment["spec"]["template"]["spec"]["containers"][0].pop("args")
     assert overlay == base
+
+
+PROMETHEUS_BINDING = "metrics-server:prometheus-metrics-reader"
+
+
+def test_monitoring_overlay_lets_prometheus_scrape_the_service() -> None:
+    r = rendered("monitoring")
+    monitor = r.get("ServiceMonitor", "metrics-server")
+    service = r.get("Service", "metrics-server")
+    assert monitor["metadata"]["namespace"] == service["metadata"]["namespace"] == NAMESPACE
+    assert monitor["spec"]["namespaceSelector"] == {"matchNames": [NAMESPACE]}
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    [endpoint] = monitor["spec"]["endpoints"]
+    [port] = service["spec"]["ports"]
+    assert (endpoint["port"], endpoint["scheme"]) == (port["name"], port["appProtocol"])
+    assert endpoint["path"] == "/metrics"
+    # /metrics needs authorization (it is not an always-allowed path), so Prometheus's
+    # ServiceAccount is granted `get` on it, and sends its token.
+    assert "/metrics" not in r.options().authorization.always_allow_paths
+    assert endpoint["bearerTokenFile"] == "/var/run/secrets/kubernetes.io/serviceaccount/token"
+    role = r.get("ClusterRole", "system:metrics-server-metrics-reader")
+    assert role["rules"] == [{"nonResourceURLs": ["/metrics"], "verbs": ["get"]}]
+    binding = r.get("ClusterRoleBinding", PROMETHEUS_BINDING)
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "ClusterRole",
+        "name": "system:metrics-server-metrics-reader",
+    }
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "prometheus-k8s", "namespace": "monitoring"}
+    ]
+    # Everything else is the base, unchanged.
+    added = {("ServiceMonitor", "metrics-server"), ("ClusterRole", "system:metrics-server-metrics-reader"),
+             ("ClusterRoleBinding", PROMETHEUS_BINDING)}  # fmt: skip
+    others = [o for o in r.objects if (o["kind"], o["metadata"]["name"]) not in added]
+    assert others == rendered(BASE).objects
 
 
 def nanny_flags(nanny: Obj) -> dict[str, str]:

@@ -5,7 +5,9 @@ and the runtime stage is the non-root, no-bytecode-writing set-up the manifests 
 from __future__ import annotations
 
 import fnmatch
+import importlib.util
 import json
+import re
 import subprocess
 import sys
 import tomllib
@@ -17,6 +19,10 @@ import pytest
 from metrics_server import __version__, cli
 
 REPO = Path(__file__).resolve().parents[2]
+_spec = importlib.util.spec_from_file_location("image_lock", REPO / "image" / "lock.py")
+assert _spec is not None and _spec.loader is not None
+lock = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(lock)
 
 Instruction = tuple[str, str]
 
@@ -54,9 +60,11 @@ def runtime_stage() -> list[Instruction]:
     return stages()[-1]
 
 
-def test_two_stages_on_the_same_python_3_11_slim_base() -> None:
+def test_two_stages_on_the_same_python_3_11_slim_base_pinned_by_digest() -> None:
     args = dict(a.split("=", 1) for k, a in instructions() if k == "ARG" and "=" in a)
-    assert args["PYTHON_IMAGE"].startswith("python:3.11-slim")
+    assert re.fullmatch(r"python:3\.11-slim-bookworm@sha256:[0-9a-f]{64}", args["PYTHON_IMAGE"])
+    # The lock file is made for the base's Python and C library (bookworm: glibc 2.36).
+    assert lock.PLATFORM == ("CPython", "3.11", "x86_64", ("glibc", "2.36"))
     froms = [stage[0][1] for stage in stages()]
     # Same base in both: the virtual environment's interpreter symlink must resolve at run time.
     assert froms == ["${PYTHON_IMAGE} AS build", "${PYTHON_IMAGE}"]
@@ -77,10 +85,19 @@ def test_runtime_stage_entrypoint_user_and_environment() -> None:
     assert [k for k, _ in stage if k == "RUN"] == []
 
 
-def test_build_stage_builds_wheels_for_client_and_root_project() -> None:
+def test_build_stage_installs_as_ci_checks_it() -> None:
+    """The one RUN is image/install.sh, which CI runs too (.ci/run), so the tree CI starts with
+    `--version` is the image's: hash-checked dependencies from the lock, the two projects as wheels."""
     [run] = [a for k, a in stages()[0] if k == "RUN"]
-    assert "pip wheel --wheel-dir /wheels ./client ." in run
-    assert "pip install --no-index --find-links /wheels k8s-metrics-client k8s-metrics-server" in run
+    assert run == "sh image/install.sh /opt/venv"
+    script = (REPO / "image" / "install.sh").read_text()
+    assert '--require-hashes --no-deps -r "$src/image/requirements.lock"' in script
+    assert '--no-deps --wheel-dir "$wheels" "$src/client" "$src"' in script
+    assert '--no-deps --no-index --find-links "$wheels" k8s-metrics-client k8s-metrics-server' in script
+    ci = (REPO / ".ci" / "run").read_text()
+    assert "image/install.sh .venv-image" in ci
+    assert ".venv-image/bin/metrics-server --version" in ci
+    assert ".venv/bin/python image/lock.py --check" in ci
     names = {
         tomllib.loads((REPO / path).read_text())["project"]["name"]
         for path in ("pyproject.toml", "client/pyproject.toml")
@@ -118,7 +135,7 @@ def test_every_copied_source_exists_and_is_in_the_build_context() -> None:
     for keyword, args in instructions():
         if keyword == "COPY" and not args.startswith("--from="):
             sources.extend(args.split()[:-1])
-    assert sorted(sources) == ["README.md", "client/", "pyproject.toml", "server/", "sim/"]
+    assert sorted(sources) == ["README.md", "client/", "image/", "pyproject.toml", "server/", "sim/"]
     for source in sources:
         assert (REPO / source).exists(), source
         assert in_build_context(source.rstrip("/")), source
@@ -136,6 +153,7 @@ def test_every_copied_source_exists_and_is_in_the_build_context() -> None:
         (".git/HEAD", False),
         ("tests/deploy/test_dockerfile.py", False),
         ("bench/README.md", False),
+        ("image/requirements.lock", True),
     ],
 )
 def test_dockerignore_keeps_the_context_to_the_sources(path: str, included: bool) -> None:
@@ -171,3 +189,30 @@ def test_a_bad_flag_is_refused_by_the_installed_command() -> None:
         "",
         "Error: --metric-resolution must be at least 10s\n",
     )
+
+
+# --- the lock file
+
+
+def test_lock_file_matches_the_projects() -> None:
+    assert lock.problems() == []
+
+
+def test_lock_check_fails_when_a_dependency_changes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    project = tmp_path / "pyproject.toml"
+    text = (REPO / "pyproject.toml").read_text().replace('"orjson>=3.10,<4"', '"orjson>=9,<10"')
+    project.write_text(text)
+    monkeypatch.setattr(lock, "PROJECTS", (project, REPO / "client" / "pyproject.toml"))
+    assert lock.problems() == [
+        "the dependencies in pyproject.toml or client/pyproject.toml changed since the lock was made",
+        f"orjson=={pinned('orjson')} is outside <10,>=9",
+    ]
+
+
+def pinned(name: str) -> str:
+    [line] = [
+        x
+        for x in (REPO / "image" / "requirements.lock").read_text().splitlines()
+        if x.startswith(f"{name}==")
+    ]
+    return line.split("==")[1].split()[0]

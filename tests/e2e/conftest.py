@@ -5,6 +5,10 @@
 * `stale`: kubelets of two nodes stop answering (one refuses connections, one hangs) as soon as
   metrics are ready; the tests check those nodes turn `<unknown>` after --metric-staleness while
   the others keep their numbers.
+* `autoscale`: workloads (kubesim's Deployments, StatefulSets, ReplicaSets) for the client's
+  autoscaler features: the HPA example scaling from metrics, `watch_pods`, and every code block of
+  client/README.md. Its tests change it (they scale), so it is apart from the others; it starts
+  the first time it is needed.
 
 Both clusters start together, in background threads, the first time either is needed, and stop
 (server terminated, listeners closed) at the end of the session. Every kubectl test is
@@ -19,6 +23,7 @@ from pathlib import Path
 
 import pytest
 from e2ehelpers import (
+    AUTOSCALE_MILLICORES,
     STALE_FAULTS,
     ClusterHarness,
     GroundTruth,
@@ -30,11 +35,13 @@ from e2ehelpers import (
 
 from kubesim import MI, ContainerSpec, SimCluster, Steady
 from kubesim.simulate import SimulateConfig
+from kubesim.workloads import ContainerTemplate
 
-# Loopback prefixes of the kubelets: distinct from tests/sim (127.77), tests/client (127.78) and
+# Loopback prefixes of the kubelets: distinct from tests/sim (127.77), tests/client (127.78, 127.86) and
 # the default 127.1; test_simulate_cli.py uses 127.83 and 127.84.
 SHARED_PREFIX = (127, 81)
 STALE_PREFIX = (127, 82)
+AUTOSCALE_PREFIX = (127, 85)
 READY_TIMEOUT_S = 150.0
 RESOLUTION = "10s"
 STALENESS = "20s"
@@ -118,6 +125,7 @@ def clusters(e2e_root: Path) -> Iterator[Clusters]:
             pods_per_node=3,
             seed=11,
             address_prefix=SHARED_PREFIX,
+            kubelet_port=0,
             profile_kinds=("steady",),
             metric_resolution=RESOLUTION,
             ready_timeout_s=READY_TIMEOUT_S,
@@ -131,6 +139,7 @@ def clusters(e2e_root: Path) -> Iterator[Clusters]:
             pods_per_node=2,
             seed=12,
             address_prefix=STALE_PREFIX,
+            kubelet_port=0,
             profile_kinds=("steady",),
             metric_resolution=RESOLUTION,
             metric_staleness=STALENESS,
@@ -170,3 +179,40 @@ def stale(clusters: Clusters) -> ClusterHarness:
 def kubectl(kubectl_binary: KubectlBinary, shared: ClusterHarness, e2e_root: Path) -> Kubectl:
     """The parametrized kubectl binary, against the shared cluster."""
     return Kubectl(kubectl_binary, shared.kubeconfig, e2e_root / "home" / kubectl_binary.label)
+
+
+def add_workloads(cluster: SimCluster) -> None:
+    """Workloads whose pods started an hour ago (past the HPA's CPU initialisation period)."""
+    an_hour_ago = cluster.now_ns() - 3600 * 10**9
+    app = [ContainerTemplate("app", AUTOSCALE_MILLICORES, 128 * MI)]
+    for namespace, name, kind, replicas in (
+        ("autoscale", "api", "deployments", 2),  # the HPA example, once
+        ("autoscale", "loop", "deployments", 2),  # the HPA example, --watch
+        ("autoscale", "db", "statefulsets", 2),
+        ("watch", "samples", "replicasets", 3),  # watch_pods
+        ("shop", "web", "deployments", 3),  # the README
+    ):
+        cluster.workloads.add(kind, namespace, name, replicas=replicas, containers=app, start_ns=an_hour_ago)
+
+
+@pytest.fixture(scope="session")
+def autoscale(e2e_root: Path) -> Iterator[ClusterHarness]:
+    harness = ClusterHarness(
+        SimulateConfig(
+            state_dir=e2e_root / "autoscale",
+            nodes=2,
+            pods_per_node=2,
+            seed=13,
+            address_prefix=AUTOSCALE_PREFIX,
+            kubelet_port=0,
+            profile_kinds=("steady",),
+            metric_resolution=RESOLUTION,
+            ready_timeout_s=READY_TIMEOUT_S,
+        ),
+        prepare=add_workloads,
+    ).start()
+    try:
+        harness.wait_ready(READY_TIMEOUT_S + 30)
+        yield harness
+    finally:
+        harness.stop()

@@ -361,3 +361,8 @@ class ClusterHarness:
                     await kubelet.wait_request()
 
         self.run(wait)
+
+
+AUTOSCALE_MILLICORES = 1400
+"""CPU of every container of the `autoscale` cluster's workloads (conftest.py): against a 1000m target
+that is a ratio of 1.40 whichever way the nanocores round, so two replicas want ceil(2.8) = 3."""

@@ -175,4 +175,6 @@ async def test_simulate_reports_a_server_that_exits(tmp_path: Path) -> None:
     log = state / "metrics-server.log"
     assert err[0] == f"metrics-server simulate: the metrics server exited with code 2; last lines of {log}:"
     assert err[1].startswith("  # ") and "-m metrics_server.cli --kubeconfig=" in err[1]
-    assert err[2:] == ["  Error: --tls-min-version VersionTLS10 is refused: TLS 1.2 is the minimum"]
+    assert err[2:] == [
+        "  Error: --tls-min-version: VersionTLS10 is refused: TLS 1.2 is the minimum (RFC 8996)"
+    ]

@@ -297,13 +297,14 @@ def test_rendered_families_still_carry_samples_for_other_consumers() -> None:
 def test_count_formatting_is_go_float_formatting(n: int) -> None:
     from prometheus_client.utils import floatToGoString
 
-    from metrics_server.selfmetrics import _go_count
+    from metrics_server.promtext import go_count as _go_count
 
     assert _go_count(n) == floatToGoString(n)
 
 
 def test_large_counts_take_the_line_by_line_path() -> None:
-    from metrics_server.selfmetrics import _Histogram, _HistogramText
+    from metrics_server.promtext import Histogram as _Histogram
+    from metrics_server.promtext import HistogramText as _HistogramText
 
     text = _HistogramText("h", (0.1, 1.0), labeled=True)
     hist = _Histogram((0.1, 1.0))

@@ -40,9 +40,14 @@ class FakeMetricsServer:
     url: str = ""
     requests: list[Request] = field(default_factory=list)
     responses: dict[str, Any] = field(default_factory=dict)
+    typed: dict[str, tuple[str, bytes]] = field(default_factory=dict)
+    """Path -> (Content-Type, body), for answers that are not plain JSON."""
 
     async def handle(self, request: Request) -> Response:
         self.requests.append(request)
+        if request.path in self.typed:
+            content_type, body = self.typed[request.path]
+            return Response(200, [("Content-Type", content_type)], body)
         if request.path in self.responses:
             return Response(
                 200, [("Content-Type", "application/json")], orjson.dumps(self.responses[request.path])

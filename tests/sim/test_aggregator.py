@@ -52,7 +52,14 @@ async def test_availability_probe_identity(cluster: SimCluster, admin: httpx.Asy
         assert probe.header("x-remote-user") == "system:kube-aggregator"
         assert [v for k, v in probe.headers if k == b"x-remote-group"] == [b"system:masters"]
         assert probe.header("authorization") is None
-        assert len(backend.requests) == 5  # five parallel probes, one success is enough
+        # Five parallel probes (one success is enough), then the aggregated discovery fetch of
+        # /apis and, this backend answering plain JSON, its fallback to the group-version document.
+        assert [r.path for r in backend.requests] == [
+            *["/apis/metrics.k8s.io/v1beta1"] * 5,
+            "/apis",
+            "/apis/metrics.k8s.io/v1beta1",
+        ]
+        assert [v for k, v in backend.requests[6].headers if k == b"x-remote-group"] == []
         svc = (await admin.get("/apis/apiregistration.k8s.io/v1/apiservices/v1beta1.metrics.k8s.io")).json()
         cond = svc["status"]["conditions"][0]
         assert (cond["type"], cond["status"], cond["reason"], cond["message"]) == (

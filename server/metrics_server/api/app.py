@@ -45,12 +45,14 @@ from quart.wrappers.response import ResponseBody
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
-from metrics_server.api import listcache, render, status
+from metrics_server.api import listcache, protobuf, render, status, yamlenc
 from metrics_server.api import negotiate as neg
-from metrics_server.api.discovery import GROUP, Document, build, if_none_match
-from metrics_server.api.openapi import V3_GV_PATH, OpenAPIDocs, SpecError, load_spec
+from metrics_server.api.discovery import GROUP, Document, build, group_list, if_none_match
+from metrics_server.api.openapi import V3_PREFIX, OpenAPIDocs, SpecError, load_spec
 from metrics_server.api.params import OperationChecks, ParamError, compile_operations
 from metrics_server.api.podindex import PodIndexes, indexable
+from metrics_server.api.responses import encoded, index, status_response, without_content_type
+from metrics_server.flagset import BOOL, METRICS_SERVER, flag
 from metrics_server.health import ROOTS, HealthChecks, HealthResponse
 from metrics_server.kube.objects import NodeInfo, NodeLister, PodInfo, PodLister
 from metrics_server.selectors import (
@@ -70,9 +72,9 @@ POD_FIELDS = (*META_FIELDS, "spec.nodeName")
 NODE_FIELDS = META_FIELDS
 
 _API = "/apis/metrics.k8s.io/v1beta1"
-_TABLES = frozenset({neg.JSON, neg.TABLE_V1, neg.TABLE_V1BETA1})
+_TABLES = neg.ENCODINGS | {neg.TABLE_V1, neg.TABLE_V1BETA1}
 _JSON_ONLY = frozenset({neg.JSON})
-_DISCOVERY_ROOT = frozenset({neg.JSON, neg.DISCOVERY_V2, neg.DISCOVERY_V2BETA1})
+_DISCOVERY_ROOT = neg.ENCODINGS | {neg.DISCOVERY_V2}
 _TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})
 _ACCEPT_MEMO = 256
 """Distinct Accept headers remembered (the memo is cleared when full: arbitrary headers cannot grow it)."""
@@ -122,10 +124,22 @@ class ApiOptions:
     * `spec_text`: an OpenAPI document to use instead of the packaged one (tests).
     """
 
-    serve_swap: bool = False
+    serve_swap: bool = flag(
+        "--serve-swap",
+        BOOL,
+        "",
+        (
+            "Add swap usage to node and container metrics when kubelets report it (metrics-server never "
+            "serves swap)."
+        ),
+        group=METRICS_SERVER,
+    )
     node_selector: str = ""
     version: Mapping[str, str] = field(default_factory=default_version_info)
     spec_text: str | None = None
+
+    def validate(self) -> None:
+        """Nothing beyond the flag's syntax (`create_app` checks `node_selector`)."""
 
 
 def create_app(
@@ -164,21 +178,25 @@ def create_app(
     api = _Api(nodes, pods, snapshot, options.serve_swap, node_selector, clock, observe_freshness)
     discovery = build()
     docs = OpenAPIDocs.build(spec)
-    version_body = status.go_json(dict(options.version))
+    version_body = status.indented(status.go_json(dict(options.version)))
+    paths = ["/apis", "/apis/metrics.k8s.io", _API, "/metrics", "/openapi/v2", "/openapi/v3", "/openapi/v3/"]
+    paths.append("/version")
+    for root in ROOTS:
+        paths += [f"/{root}", *(f"/{root}/{name}" for name in health.names(root))]
+    group_lists: dict[int, bytes] = {}
 
     app = QuartTrio(__name__)
     app.config["MAX_CONTENT_LENGTH"] = 1 << 20
 
     @app.errorhandler(HTTPException)
     async def http_error(exc: HTTPException) -> Response:
-        if exc.code == 405:
-            response = _status(status.method_not_allowed(), 405)
-            allowed = getattr(exc, "valid_methods", None)
-            if allowed:
-                response.headers["Allow"] = ", ".join(allowed)
-            return response
+        if exc.code == 405:  # the library sends no Allow header
+            return _status(status.method_not_allowed(), 405)
         if exc.code == 404:
-            return _status(status.path_not_found(), 404)
+            if not request.path.startswith(f"/apis/{GROUP}/"):
+                return index(paths, 404)  # outside the API group: the library's path listing
+            rep = neg.negotiate(request.headers.get("Accept"), neg.ENCODINGS) or neg.JSON
+            return _status(status.path_not_found(), 404, rep)
         code = exc.code or 500
         return _status(status.status_json(code, exc.name.replace(" ", ""), exc.description or exc.name), code)
 
@@ -208,20 +226,28 @@ def create_app(
 
     # --- discovery, version, openapi -----------------------------------------------------
 
+    @app.route("/", methods=["GET"])
+    async def path_index() -> Response:
+        return index(paths, 200)
+
     @app.route("/apis", methods=["GET"])
     async def apis() -> Response:
-        rep = neg.negotiate(request.headers.get("Accept"), _DISCOVERY_ROOT)
+        header = request.headers.get("Accept")
+        rep = neg.negotiate(header, _DISCOVERY_ROOT)
         if rep is None:
-            return _status(status.not_acceptable(), 406)
-        bad = _param_error(checks["get_api_groups"], {})
+            return _status(neg.rejection(header), 406)
+        bad = _param_error(checks["get_api_groups"], {}, rep)
         if bad is not None:
             return bad
-        doc = {
-            neg.JSON: discovery.group_list,
-            neg.DISCOVERY_V2: discovery.aggregated_v2,
-            neg.DISCOVERY_V2BETA1: discovery.aggregated_v2beta1,
-        }[rep]
-        return _cached(doc, neg.CONTENT_TYPES[rep])
+        if rep == neg.DISCOVERY_V2:
+            return _cached(discovery.aggregated_v2, neg.CONTENT_TYPES[rep])
+        server = request.scope.get("server") or ("", 0)
+        port = int(server[1] or 0)
+        body = group_lists.get(port)
+        if body is None:
+            body = group_lists[port] = group_list(port)
+        data, content_type = encoded(body, rep)
+        return Response(data, status=200, content_type=content_type)
 
     @app.route("/apis/metrics.k8s.io", methods=["GET"])
     async def api_group() -> Response:
@@ -231,7 +257,7 @@ def create_app(
     async def api_resources() -> Response:
         return _discovery(checks["get_metrics_api_resources"], discovery.resource_list)
 
-    @app.route("/version", methods=["GET"])
+    @app.route("/version", methods=["GET"])  # indented, as the library writes it
     async def version() -> Response:
         return Response(version_body, status=200, content_type="application/json")
 
@@ -243,23 +269,28 @@ def create_app(
     async def openapi_v3() -> Response:
         return _openapi(docs.v3_index, docs.v3_index_hash, immutable=False)
 
-    @app.route(V3_GV_PATH, methods=["GET"])
-    async def openapi_v3_gv() -> Response:
+    @app.route(f"{V3_PREFIX}<path:gv>", methods=["GET"])
+    async def openapi_v3_gv(gv: str) -> Response:
+        doc = docs.v3.get(gv)
+        if doc is None:  # kube-openapi's handler3 answers an unknown group-version with an empty 200
+            return without_content_type(Response(b"", status=200))
+        body, digest = doc
         wanted = request.args.get("hash")
-        if wanted and wanted != docs.v3_hash:
-            location = f"{V3_GV_PATH}?hash={docs.v3_hash}"
-            body = f'<a href="{location}">Moved Permanently</a>.\n\n'
-            return Response(
-                body, status=301, headers={"Location": location}, content_type="text/html; charset=utf-8"
-            )
-        return _openapi(docs.v3_body, docs.v3_hash, immutable=bool(wanted))
+        if wanted and wanted != digest:
+            location = f"{V3_PREFIX}{gv}?hash={digest}"
+            headers = {"Location": location, "ETag": f'"{digest}"', "Vary": "Accept"}
+            return Response(b"", status=301, headers=headers, content_type="application/json")
+        return _openapi(body, digest, immutable=bool(wanted))
 
     # --- health, metrics ------------------------------------------------------------------
 
     for root in ROOTS:
         app.add_url_rule(f"/{root}", f"health_{root}", _health_root(health, root), methods=["GET"])
         app.add_url_rule(
-            f"/{root}/<path:check>", f"health_{root}_check", _health_check(health, root), methods=["GET"]
+            f"/{root}/<path:check>",
+            f"health_{root}_check",
+            _health_check(health, root, paths),
+            methods=["GET"],
         )
 
     @app.route("/metrics", methods=["GET"])
@@ -273,8 +304,8 @@ def create_app(
 # --- helpers ----------------------------------------------------------------------------------
 
 
-def _status(body: bytes, code: int) -> Response:
-    return Response(body, status=code, content_type=status.CONTENT_TYPE)
+def _status(body: bytes, code: int, rep: str = neg.JSON) -> Response:
+    return status_response(body, code, rep)
 
 
 def _query() -> dict[str, list[str]]:
@@ -283,42 +314,47 @@ def _query() -> dict[str, list[str]]:
     return request.args.to_dict(flat=False)
 
 
-def _param_error(op: OperationChecks, path_params: Mapping[str, str]) -> Response | None:
+def _param_error(op: OperationChecks, path_params: Mapping[str, str], rep: str = neg.JSON) -> Response | None:
     try:
         op.check(path_params, _query())
     except ParamError as exc:
-        return _status(status.bad_request(exc.message), 400)
+        return _status(status.bad_request(exc.message), 400, rep)
     return None
 
 
 def _cached(doc: Document, content_type: str) -> Response:
-    """A discovery document with ETag / If-None-Match (304) and `Vary: Accept`."""
-    headers = {"ETag": doc.etag, "Vary": "Accept"}
-    if if_none_match(request.headers.get("If-None-Match"), doc.etag):
-        return Response(b"", status=304, headers=headers)
+    """The aggregated discovery document: ETag, `Cache-Control: public`, `Vary: Accept`, and 304
+    (no body, no Content-Type) on a matching If-None-Match."""
+    headers = {"Cache-Control": "public", "ETag": doc.etag, "Vary": "Accept"}
+    if request.headers.get("If-None-Match") == doc.etag:  # the library compares the whole header
+        return without_content_type(Response(b"", status=304, headers=headers))
     return Response(doc.body, status=200, headers=headers, content_type=content_type)
 
 
 def _discovery(op: OperationChecks, doc: Document) -> Response:
-    if neg.negotiate(request.headers.get("Accept"), _JSON_ONLY) is None:
-        return _status(status.not_acceptable(), 406)
-    bad = _param_error(op, {})
+    """A legacy discovery document in the negotiated encoding (no ETag: the library sends none)."""
+    header = request.headers.get("Accept")
+    rep = neg.negotiate(header, neg.ENCODINGS)
+    if rep is None:
+        return _status(neg.rejection(header), 406)
+    bad = _param_error(op, {}, rep)
     if bad is not None:
         return bad
-    return _cached(doc, "application/json")
+    data, content_type = encoded(doc.body, rep)
+    return Response(data, status=200, content_type=content_type)
 
 
 def _openapi(body: bytes, digest: str, *, immutable: bool) -> Response:
     """kube-openapi's handlers: JSON only (406 with an empty body otherwise), quoted-hash ETag, 304."""
     if neg.negotiate(request.headers.get("Accept"), _JSON_ONLY) is None:
-        return Response(b"", status=406, headers={"Vary": "Accept"})
+        return without_content_type(Response(b"", status=406, headers={"Vary": "Accept"}))
     headers = {"ETag": f'"{digest}"', "Vary": "Accept"}
     if immutable:
         headers["Cache-Control"] = "public, immutable"
         expires = time.gmtime(time.time() + 365 * 86400)
         headers["Expires"] = time.strftime("%a, %d %b %Y %H:%M:%S GMT", expires)
     if if_none_match(request.headers.get("If-None-Match"), headers["ETag"]):
-        return Response(b"", status=304, headers=headers)
+        return without_content_type(Response(b"", status=304, headers=headers))
     return Response(body, status=200, headers=headers, content_type="application/json")
 
 
@@ -335,11 +371,11 @@ def _health_root(health: HealthChecks, root: str) -> Callable[[], Any]:
     return handler
 
 
-def _health_check(health: HealthChecks, root: str) -> Callable[..., Any]:
+def _health_check(health: HealthChecks, root: str, paths: list[str]) -> Callable[..., Any]:
     async def handler(check: str) -> Response:
         result = health.single(root, check)
         if result is None:
-            return _status(status.path_not_found(), 404)
+            return index(paths, 404)
         return _health_response(result)
 
     return handler
@@ -356,6 +392,15 @@ def _pretty() -> bool:
 
 def _indent(body: bytes) -> bytes:
     return orjson.dumps(orjson.loads(body), option=orjson.OPT_INDENT_2) + b"\n"
+
+
+def _bad_include(value: str) -> bytes:
+    """The library's 400 for an unknown `includeObject` (indented, as it writes this one)."""
+    message = (
+        f"Unable to convert to Table as requested: includeObject: Invalid value: {status.go_quote(value)}: "
+        "must be 'Metadata', 'Object', 'None', or empty"
+    )
+    return status.indented(status.bad_request(message))
 
 
 def _is_watch(query: Mapping[str, list[str]]) -> bool:
@@ -449,6 +494,7 @@ class _Api:
         self.lists: dict[tuple[str, str | None], listcache.CachedList] = {}
         self.now = render.Clock()
         self._accept: dict[str | None, str | None] = {}
+        self._pb_timestamps: list[int] = []
 
     def negotiate(self) -> str | None:
         """`negotiate(Accept, _TABLES)`, memoised by header value (clients repeat theirs)."""
@@ -468,8 +514,9 @@ class _Api:
     ) -> Response:
         rep = self.negotiate()
         if rep is None:
-            return _status(status.not_acceptable(), 406)
-        bad = _param_error(op, path_params)
+            return _status(neg.rejection(request.headers.get("Accept"), streams=True), 406)
+        err = rep if rep in neg.ENCODINGS else neg.JSON  # errors: a Table client gets JSON
+        bad = _param_error(op, path_params, err)
         if bad is not None:
             return bad
         query = _query()
@@ -477,24 +524,22 @@ class _Api:
             label = parse_label_selector(query.get("labelSelector", [""])[0])
             fields = parse_field_selector(query.get("fieldSelector", [""])[0])
         except SelectorError as exc:
-            return _status(status.bad_request(str(exc)), 400)
+            return _status(status.bad_request(str(exc)), 400, err)
         watch = _is_watch(query)
         errors = _list_option_errors(query, watch)
         if errors:
-            return _status(status.invalid("ListOptions", "meta.k8s.io", "", errors), 422)
+            return _status(status.invalid("ListOptions", "meta.k8s.io", "", errors), 422, err)
         try:
             check_fields(fields, POD_FIELDS if resource == "pods" else NODE_FIELDS)
         except SelectorError as exc:
-            return _status(status.bad_request(str(exc)), 400)
+            return _status(status.bad_request(str(exc)), 400, err)
         if watch:
-            return _status(status.method_not_supported(resource, GROUP, "watch"), 405)
+            return _status(status.method_not_supported(resource, GROUP, "watch"), 405, err)
         include = render.INCLUDE_METADATA
-        if rep != neg.JSON:
+        if rep not in neg.ENCODINGS:
             include = query.get("includeObject", [render.INCLUDE_METADATA])[0] or render.INCLUDE_METADATA
             if include not in (render.INCLUDE_NONE, render.INCLUDE_METADATA, render.INCLUDE_OBJECT):
-                return _status(
-                    status.bad_request(f"unrecognized includeObject value: {status.go_quote(include)}"), 400
-                )
+                return _status(_bad_include(include), 400)
 
         while not self.cache.sweep(SWEEP_STEP):
             await trio.lowlevel.checkpoint()
@@ -505,7 +550,7 @@ class _Api:
             try:
                 cached = await self._cached_list(snap, resource, namespace, f"{kind}List")
             except Exception as exc:
-                return _status(status.internal_error(f"failed listing {resource}: {exc}"), 500)
+                return _status(status.internal_error(f"failed listing {resource}: {exc}"), 500, err)
             count = len(cached.ages)
             if self.observe_freshness is not None:
                 for start in range(0, count, OBSERVE_STEP):
@@ -514,17 +559,25 @@ class _Api:
             return await self._respond(
                 cached.pieces(self.now.now_bytes(now_s)), neg.CONTENT_TYPES[rep], count
             )
+        pb = rep == neg.PROTOBUF
         try:
             if resource == "nodes":
-                fragments = await self._node_fragments(snap, label, fields)
+                fragments = await self._node_fragments(snap, label, fields, pb)
             else:
-                fragments = await self._pod_fragments(snap, namespace, label, fields)
+                fragments = await self._pod_fragments(snap, namespace, label, fields, pb)
         except Exception as exc:
-            return _status(status.internal_error(f"failed listing {resource}: {exc}"), 500)
+            return _status(status.internal_error(f"failed listing {resource}: {exc}"), 500, err)
+        if pb:
+            self._observe_pb(now_s, fragments)
+            pieces = protobuf.list_pieces(f"{kind}List", fragments, protobuf.now_varint(now_s), render.CHUNK)
+            return await self._respond(pieces, protobuf.CONTENT_TYPE, len(fragments))
         for start in range(0, len(fragments), render.CHUNK):
             self._observe(now_s, fragments[start : start + render.CHUNK])
             await trio.lowlevel.checkpoint()
         now = self.now.now_bytes(now_s)
+        if rep == neg.YAML:
+            body = yamlenc.from_json(b"".join(render.list_pieces(f"{kind}List", fragments, now)))
+            return Response(body, status=200, content_type=yamlenc.CONTENT_TYPE)
         if rep == neg.JSON:
             pieces = render.list_pieces(f"{kind}List", fragments, now)
         else:
@@ -542,50 +595,61 @@ class _Api:
     ) -> Response:
         rep = self.negotiate()
         if rep is None:
-            return _status(status.not_acceptable(), 406)
-        bad = _param_error(op, path_params)
+            return _status(neg.rejection(request.headers.get("Accept")), 406)
+        err = rep if rep in neg.ENCODINGS else neg.JSON
+        bad = _param_error(op, path_params, err)
         if bad is not None:
             return bad
         include = render.INCLUDE_METADATA
-        if rep != neg.JSON:
+        if rep not in neg.ENCODINGS:
             include = request.args.get("includeObject") or render.INCLUDE_METADATA
             if include not in (render.INCLUDE_NONE, render.INCLUDE_METADATA, render.INCLUDE_OBJECT):
-                return _status(
-                    status.bad_request(f"unrecognized includeObject value: {status.go_quote(include)}"), 400
-                )
+                return _status(_bad_include(include), 400)
         self.cache.sweep(SWEEP_STEP)
         snap = self.snapshot()
         now_s = self.clock()
         fragment: render.Fragment
+        pb: protobuf.Fragment = (b"", b"", b"")
         try:
             if resource == "nodes":
                 node = self.nodes.get(name)
                 if node is None:
-                    return _status(status.not_found("node", name), 404)
+                    return _status(status.not_found("node", name), 404, err)
                 node_usage = snap.node(name)
                 if node_usage is None:
-                    return _status(status.not_found("nodemetrics", name, group=GROUP), 404)
+                    return _status(status.not_found("nodemetrics", name, group=GROUP), 404, err)
                 gen = self.cache.generation(snap)
                 fragment = render.cached_node_fragment(gen, node, node_usage, self.serve_swap)
+                if rep == neg.PROTOBUF:
+                    pb = protobuf.cached_node_fragment(gen, node, node_usage, self.serve_swap)
                 kind = "NodeMetrics"
             else:
                 assert namespace is not None
                 pod = self.pods.get(namespace, name)
                 if pod is None:
-                    return _status(status.not_found("pods", name), 404)
+                    return _status(status.not_found("pods", name), 404, err)
                 pod_usage = snap.pod(namespace, name)
                 if pod_usage is None:
-                    return _status(status.not_found("podmetrics", f"{namespace}/{name}", group=GROUP), 404)
+                    return _status(
+                        status.not_found("podmetrics", f"{namespace}/{name}", group=GROUP), 404, err
+                    )
                 gen = self.cache.generation(snap)
                 fragment = render.cached_pod_fragment(gen, pod, pod_usage, self.serve_swap)
+                if rep == neg.PROTOBUF:
+                    pb = protobuf.cached_pod_fragment(gen, pod, pod_usage, self.serve_swap)
                 kind = "PodMetrics"
         except Exception as exc:
-            return _status(status.internal_error(f"failed getting {resource} {name}: {exc}"), 500)
+            return _status(status.internal_error(f"failed getting {resource} {name}: {exc}"), 500, err)
         if self.observe_freshness is not None:
             self.observe_freshness(now_s - fragment[render.TIMESTAMP] / 1e9)
         now = self.now.now_bytes(now_s)
-        if rep == neg.JSON:
+        if rep == neg.PROTOBUF:
+            body = protobuf.object_body(kind, pb, protobuf.now_varint(now_s))
+            return Response(body, status=200, content_type=protobuf.CONTENT_TYPE)
+        if rep in (neg.JSON, neg.YAML):
             body = render.object_body(kind, fragment, now)
+            if rep == neg.YAML:
+                return Response(yamlenc.from_json(body), status=200, content_type=yamlenc.CONTENT_TYPE)
         else:
             version = "v1" if rep == neg.TABLE_V1 else "v1beta1"
             body = b"".join(render.table_pieces(version, kind, [fragment], now, include))
@@ -691,9 +755,17 @@ class _Api:
                 await trio.lowlevel.checkpoint()
         return out
 
+    def _observe_pb(self, now_s: float, fragments: Sequence[Any]) -> None:
+        """Freshness of protobuf fragments: their timestamps are in the selection's usages."""
+        observe = self.observe_freshness
+        if observe is not None:
+            for usage_ts in self._pb_timestamps:
+                observe(now_s - usage_ts / 1e9)
+        self._pb_timestamps = []
+
     async def _node_fragments(
-        self, snap: Snapshot, label: LabelSelector, fields: FieldSelector
-    ) -> list[render.Fragment]:
+        self, snap: Snapshot, label: LabelSelector, fields: FieldSelector, pb: bool = False
+    ) -> list[Any]:
         selected: list[tuple[NodeInfo, NodeUsage]] = []
         node_selector = self.node_selector
         for info in self.nodes.list():
@@ -707,11 +779,21 @@ class _Api:
             if usage is not None:
                 selected.append((info, usage))
         selected.sort(key=_by_name)
+        if pb:
+            self._pb_timestamps = [usage[0] for _, usage in selected]
+            gen = self.cache.generation(snap)
+            swap = self.serve_swap
+            return await _chunked(protobuf.cached_node_fragment(gen, i, u, swap) for i, u in selected)
         return await _chunked(render.node_fragments(self.cache, snap, selected, self.serve_swap))
 
     async def _pod_fragments(
-        self, snap: Snapshot, namespace: str | None, label: LabelSelector, fields: FieldSelector
-    ) -> list[render.Fragment]:
+        self,
+        snap: Snapshot,
+        namespace: str | None,
+        label: LabelSelector,
+        fields: FieldSelector,
+        pb: bool = False,
+    ) -> list[Any]:
         # An exact metadata.name term lets a list of one pod skip the scan (kubectl top pod --field-selector).
         exact_name = fields.exact("metadata.name") if namespace is not None else None
         candidates: Iterable[PodInfo]
@@ -753,6 +835,12 @@ class _Api:
                     if usage is not None:
                         yield info, usage
 
+        if pb:
+            pairs = list(with_usage())
+            self._pb_timestamps = [usage[0] for _, usage in pairs]
+            gen = self.cache.generation(snap)
+            swap = self.serve_swap
+            return await _chunked(protobuf.cached_pod_fragment(gen, i, u, swap) for i, u in pairs)
         return await _chunked(render.pod_fragments(self.cache, snap, with_usage(), self.serve_swap))
 
     async def _respond(self, pieces: Iterable[bytes], content_type: str, count: int) -> Response:
@@ -864,12 +952,12 @@ waits behind one step of a concurrent list at each, so list steps must be short,
 _CLOCK_EVERY = 32
 
 
-async def _chunked(fragments: Iterable[render.Fragment]) -> list[render.Fragment]:
+async def _chunked(fragments: Iterable[Any]) -> list[Any]:
     """Materialise fragments, yielding to the event loop after every ~`STEP_S` of work.
 
     By time, not count: a cached fragment costs ~0.3 us, a cold encode 10-25 us, so 1000 cold
     encodes held the loop for 10-25 ms. The clock is read every `_CLOCK_EVERY` fragments."""
-    out: list[render.Fragment] = []
+    out: list[Any] = []
     clock = time.perf_counter
     until = clock() + STEP_S
     for f in fragments:

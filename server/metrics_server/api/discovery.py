@@ -1,9 +1,14 @@
-"""Discovery documents of `metrics.k8s.io/v1beta1`, rendered once as bytes with their ETags.
+"""Discovery documents of `metrics.k8s.io/v1beta1`, rendered once as bytes (JSON).
 
-Legacy documents are byte-for-byte metrics-server's (`APIGroupList`, `APIGroup`,
-`APIResourceList` with empty `singularName`); the aggregated forms (`apidiscovery.k8s.io` v2 and
-v2beta1 `APIGroupDiscoveryList`) are the library's, served on `/apis` when the `Accept` header
-asks for them. ETags are the library's: a quoted upper-case hex SHA-512 of the body.
+All are byte-for-byte metrics-server v0.8.0's:
+
+* legacy `APIGroupList` (no `apiVersion`, and `serverAddressByClientCIDRs` naming the serving
+  port: `group_list(port)`), `APIGroup`, `APIResourceList`, all with an empty `singularName`;
+  served without ETag (the library caches only the aggregated form);
+* the aggregated `apidiscovery.k8s.io/v2` `APIGroupDiscoveryList` on `/apis` when the `Accept`
+  header asks for it, with `singularResource` empty too (a non-empty one makes kubectl's
+  RESTMapper lose `podmetrics`/`nodemetrics`), an ETag (quoted upper-case hex SHA-512 of the
+  body), `Cache-Control: public` and 304 on a matching `If-None-Match`. v2beta1 is not served.
 """
 
 from __future__ import annotations
@@ -51,8 +56,8 @@ def _aggregated(api_version: str) -> dict[str, object]:
             "verbs": ["get", "list"],
         }
         for resource, kind, scope, singular in (
-            ("nodes", "NodeMetrics", "Cluster", "node"),
-            ("pods", "PodMetrics", "Namespaced", "pod"),
+            ("nodes", "NodeMetrics", "Cluster", ""),
+            ("pods", "PodMetrics", "Namespaced", ""),
         )
     ]
     return {
@@ -68,19 +73,23 @@ def _aggregated(api_version: str) -> dict[str, object]:
     }
 
 
-class Discovery(NamedTuple):
-    """All discovery documents (immutable; build once with `build()`)."""
+def group_list(port: int) -> bytes:
+    """The legacy `/apis` document; `serverAddressByClientCIDRs` is `:<port>` as the library writes
+    it when no external address is configured."""
+    cidrs = [{"clientCIDR": "0.0.0.0/0", "serverAddress": f":{port}"}]
+    return go_json({"kind": "APIGroupList", "groups": [{**_group(), "serverAddressByClientCIDRs": cidrs}]})
 
-    group_list: Document
+
+class Discovery(NamedTuple):
+    """The discovery documents that do not depend on the request (build once with `build()`)."""
+
     group: Document
     resource_list: Document
     aggregated_v2: Document
-    aggregated_v2beta1: Document
 
 
 def build() -> Discovery:
     return Discovery(
-        group_list=document({"kind": "APIGroupList", "apiVersion": "v1", "groups": [_group()]}),
         group=document({"kind": "APIGroup", "apiVersion": "v1", **_group()}),
         resource_list=document(
             {
@@ -105,9 +114,14 @@ def build() -> Discovery:
                 ],
             }
         ),
-        aggregated_v2=document(_aggregated("apidiscovery.k8s.io/v2")),
-        aggregated_v2beta1=document(_aggregated("apidiscovery.k8s.io/v2beta1")),
+        aggregated_v2=_aggregated_document(_aggregated("apidiscovery.k8s.io/v2")),
     )
+
+
+def _aggregated_document(doc: dict[str, object]) -> Document:
+    """The library hashes the list without its kind and apiVersion, and without a newline."""
+    untyped = {k: v for k, v in doc.items() if k not in ("kind", "apiVersion")}
+    return Document(go_json(doc), etag_of(go_json(untyped)[:-1]))
 
 
 def if_none_match(header: str | None, etag: str) -> bool:

@@ -4,8 +4,10 @@ The spec (`metrics_server/openapi/metrics.k8s.io-v1beta1.yaml`, copied there fro
 `openapi/` by codegen.sh) is the single source of truth. At start-up `load_spec()` parses it once;
 `OpenAPIDocs.build(spec)` renders:
 
-* the v3 group-version document (the spec as JSON) and its hash (upper-case hex SHA-512, as
-  kube-openapi's handler3 computes it), used for `?hash=`, `ETag` and the `/openapi/v3` index;
+* the v3 documents, one per group-version as the library splits them (`apis`, `apis/metrics.k8s.io`,
+  `apis/metrics.k8s.io/v1beta1`, `version`: each the spec's paths under it, with the components
+  they reference), their hashes (upper-case hex SHA-512, as kube-openapi's handler3 computes
+  them, used for `?hash=` and `ETag`) and the `/openapi/v3` index of the four;
 * a Swagger 2.0 rendering of the same API (`swagger_v2`), for `/openapi/v2` and the aggregator.
 
 Failure modes: a missing or unparsable spec raises `SpecError` at start-up, never per request.
@@ -52,8 +54,8 @@ def sha512_hex(body: bytes) -> str:
 
 
 class OpenAPIDocs(NamedTuple):
-    v3_body: bytes
-    v3_hash: str
+    v3: dict[str, tuple[bytes, str]]
+    """Group-version (`apis/metrics.k8s.io/v1beta1`, ...) -> (document, hash)."""
     v3_index: bytes
     v3_index_hash: str
     v2_body: bytes
@@ -61,16 +63,62 @@ class OpenAPIDocs(NamedTuple):
 
     @classmethod
     def build(cls, spec: Mapping[str, Any]) -> OpenAPIDocs:
-        v3_body = orjson.dumps(spec)
-        v3_hash = sha512_hex(v3_body)
+        v3: dict[str, tuple[bytes, str]] = {}
+        for gv in V3_GROUP_VERSIONS:
+            body = orjson.dumps(split(spec, gv))
+            v3[gv] = (body, sha512_hex(body))
         index = orjson.dumps(
-            {"paths": {f"apis/{GROUP_VERSION}": {"serverRelativeURL": f"{V3_GV_PATH}?hash={v3_hash}"}}}
+            {"paths": {gv: {"serverRelativeURL": f"{V3_PREFIX}{gv}?hash={h}"} for gv, (_, h) in v3.items()}}
         )
         v2_body = orjson.dumps(swagger_v2(spec))
-        return cls(v3_body, v3_hash, index, sha512_hex(index), v2_body, sha512_hex(v2_body))
+        return cls(v3, index, sha512_hex(index), v2_body, sha512_hex(v2_body))
 
 
-V3_GV_PATH = f"/openapi/v3/apis/{GROUP_VERSION}"
+V3_PREFIX = "/openapi/v3/"
+V3_GROUP_VERSIONS = ("apis", "apis/metrics.k8s.io", f"apis/{GROUP_VERSION}", "version")
+
+
+def _group_version_of(path: str) -> str:
+    """The document of `V3_GROUP_VERSIONS` a spec path belongs to (its longest prefix)."""
+    trimmed = path.strip("/")
+    for gv in sorted(V3_GROUP_VERSIONS, key=len, reverse=True):
+        if trimmed == gv or (gv.count("/") == 2 and trimmed.startswith(gv + "/")):
+            return gv
+    raise SpecError(f"path {path!r} belongs to no group-version document")
+
+
+def _refs(node: Any, out: set[str]) -> None:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "$ref" and isinstance(value, str):
+                out.add(value)
+            else:
+                _refs(value, out)
+    elif isinstance(node, list):
+        for value in node:
+            _refs(value, out)
+
+
+def split(spec: Mapping[str, Any], gv: str) -> dict[str, Any]:
+    """The document of one group-version: its paths and the components they reach."""
+    paths = {p: item for p, item in spec["paths"].items() if _group_version_of(p) == gv}
+    wanted: set[str] = set()
+    _refs(paths, wanted)
+    components: dict[str, dict[str, Any]] = {}
+    seen: set[str] = set()
+    while wanted - seen:
+        ref = sorted(wanted - seen)[0]
+        seen.add(ref)
+        _, _, section, name = ref.split("/", 3)
+        target = spec["components"][section][name]
+        components.setdefault(section, {})[name] = target
+        _refs(target, wanted)
+    if "securitySchemes" in spec.get("components", {}):
+        components["securitySchemes"] = spec["components"]["securitySchemes"]
+    doc = {k: v for k, v in spec.items() if k not in ("paths", "components")}
+    doc["paths"] = paths
+    doc["components"] = {k: dict(sorted(v.items())) for k, v in sorted(components.items())}
+    return doc
 
 
 # --- OpenAPI 3.0 -> Swagger 2.0 ---------------------------------------------------------------

@@ -122,7 +122,7 @@ class Generation:
     the static parts of objects (`head`, `meta_tail`) by info identity, carried over from the
     previous generation as they are used (pod and node infos outlive many snapshots)."""
 
-    __slots__ = ("entries", "names", "previous_static", "static", "times", "windows")
+    __slots__ = ("entries", "names", "pb", "previous_static", "static", "times", "windows")
 
     def __init__(self, previous: Generation | None = None) -> None:
         self.entries: dict[object, Fragment] = {}
@@ -131,6 +131,9 @@ class Generation:
         parts it shares (`HEAD`, `META_TAIL`), the usage by `USAGE`."""
         self.times: dict[int, str] = {}
         self.windows: dict[int, str] = {}
+        self.pb: dict[object, tuple[object, object, Any]] = {}
+        """Object key -> (info, usage, protobuf fragment) (`api.protobuf`; valid for that very
+        info and usage object)."""
         self.static: dict[int, _Static] = {}
         self.previous_static: dict[int, _Static] = previous.static if previous is not None else {}
         self.names: dict[str, str] = previous.names if previous is not None else {}
@@ -269,9 +272,9 @@ class FragmentCache:
             old_snapshot, old = self._generations[0]
             # A request still holding `old` then finds empty dicts and encodes again: the fragments
             # it already has are its own references, never mutated.
-            for container in (old.entries, old.static, old.previous_static):
+            for container in (old.entries, old.static, old.previous_static, old.pb):
                 self._trash.append((container, 1))
-            old.entries, old.static, old.previous_static = {}, {}, {}
+            old.entries, old.static, old.previous_static, old.pb = {}, {}, {}, {}
             # Swept first (the trash is a stack): the snapshot, if this was its last reference, then
             # frees only its own dict, the usage objects later with the entries, in steps.
             self.discard([old_snapshot], 1)

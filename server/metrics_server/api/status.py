@@ -27,7 +27,8 @@ import orjson
 from metrics_server.auth.user import Attributes
 
 CONTENT_TYPE = "application/json"
-"""The Content-Type of every Status body (JSON is the only encoding this server speaks)."""
+"""The Content-Type of a JSON Status body (`api.protobuf` and `api.yamlenc` re-encode one when the
+client negotiated protobuf or YAML)."""
 
 _HTML_ESCAPES = (
     (b"<", b"\\u003c"),
@@ -168,10 +169,23 @@ def method_not_supported(resource: str, group: str, action: str) -> bytes:
     return status_json(405, "MethodNotAllowed", message, details={"group": group, "kind": resource})
 
 
-def not_acceptable(accepted: Sequence[str] = (CONTENT_TYPE,)) -> bytes:
-    """406 NotAcceptable from content negotiation, listing the media types the server can produce."""
+def indented(body: bytes) -> bytes:
+    """A JSON body as Go's `json.MarshalIndent(v, "", "  ")` writes it (no trailing newline)."""
+    return orjson.dumps(orjson.loads(body), option=orjson.OPT_INDENT_2)
+
+
+def not_acceptable(accepted: Sequence[str]) -> bytes:
+    """406 NotAcceptable for a media type the server has but not in the form asked (an unknown
+    `as=` conversion), listing the accepted types; indented, as the library writes it."""
     message = "only the following media types are accepted: " + ", ".join(accepted)
-    return status_json(406, "NotAcceptable", message)
+    return indented(status_json(406, "NotAcceptable", message))
+
+
+def not_acceptable_media(available: Sequence[str]) -> bytes:
+    """406 NotAcceptable when no media type of the Accept header is served (the library's
+    `NewNotAcceptableError`); indented, with empty details, as the library writes it."""
+    message = "406: Not Acceptable\n\nAvailable representations: " + ", ".join(available)
+    return indented(status_json(406, "NotAcceptable", message, details={}))
 
 
 def unauthorized() -> bytes:

@@ -19,11 +19,13 @@ In order, the first Allow wins:
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Protocol
+from dataclasses import dataclass
+from typing import ClassVar, Protocol
 
 from metrics_server.api import status
 from metrics_server.auth.errors import ServingOptionsError
 from metrics_server.auth.user import Attributes, Decision
+from metrics_server.flagset import AUTHORIZATION, FILE, STRINGS, flag
 
 DEFAULT_ALWAYS_ALLOW_PATHS = ("/healthz", "/readyz", "/livez")
 DEFAULT_ALWAYS_ALLOW_GROUPS = ("system:masters",)
@@ -65,6 +67,37 @@ class AlwaysAllowPaths:
             return False
         path = attrs.path.removeprefix("/")
         return path in self._exact or path.startswith(self._prefixes)
+
+
+@dataclass(frozen=True, slots=True)
+class AuthorizationOptions:
+    """The delegated-authorization flags (the SubjectAccessReview cache TTLs are in
+    `kube.reviews.ReviewCacheOptions`)."""
+
+    FLAG_GROUP: ClassVar[str] = AUTHORIZATION
+
+    kubeconfig: str = flag(
+        "--authorization-kubeconfig",
+        FILE,
+        "",
+        (
+            "kubeconfig file pointing at the 'core' kubernetes server with enough rights to create "
+            "subjectaccessreviews.authorization.k8s.io."
+        ),
+    )
+    always_allow_paths: tuple[str, ...] = flag(
+        "--authorization-always-allow-paths",
+        STRINGS,
+        ",".join(DEFAULT_ALWAYS_ALLOW_PATHS),
+        (
+            "A list of HTTP paths to skip during authorization, i.e. these are authorized without "
+            "contacting the 'core' kubernetes server."
+        ),
+    )
+
+    def validate(self) -> None:
+        """Raises `ServingOptionsError` for a `*` anywhere but at the end of a path."""
+        AlwaysAllowPaths(self.always_allow_paths)
 
 
 class Authorizer:

@@ -3,7 +3,8 @@
 `serve_https(app, config, ...)`:
 
 * TLS only, on `--bind-address`:`--secure-port` (IPv4 or IPv6; port 0 = any free port, for tests);
-* minimum TLS 1.2 (`--tls-min-version=VersionTLS13` raises it), ALPN `h2`,`http/1.1` (only
+* minimum TLS 1.2 (`--tls-min-version=VersionTLS13` raises it), `--tls-cipher-suites` mapped
+  from Go's names to OpenSSL's (`auth.tls.tls_settings`), ALPN `h2`,`http/1.1` (only
   `http/1.1` with `--disable-http2-serving`), at most 250 concurrent HTTP/2 streams;
 * the certificate from `--tls-cert-file`/`--tls-private-key-file`, else a self-signed pair in
   `--cert-dir` (`auth.certs`), else (empty `--cert-dir`) a self-signed pair kept in a private
@@ -44,9 +45,10 @@ from metrics_server.auth.errors import ServingOptionsError
 from metrics_server.auth.tls import (
     ALPN_H2,
     ALPN_HTTP1,
-    TLS_MIN_VERSIONS,
     AuthenticationConfigProvider,
     ServerTLS,
+    TLSSettings,
+    tls_settings,
 )
 
 logger = logging.getLogger(__name__)
@@ -62,6 +64,8 @@ class ServingConfig:
     tls_cert_file: str = ""
     tls_private_key_file: str = ""
     tls_min_version: str = "VersionTLS12"
+    tls_cipher_suites: tuple[str, ...] = ()
+    """Go suite names (`auth.tls.tls_settings`); empty: the default suites."""
     disable_http2_serving: bool = False
     pair_name: str = "apiserver"
     cert_poll_interval: float = 5.0
@@ -83,11 +87,7 @@ class ServingConfig:
             ) from None
         if not 0 <= self.secure_port <= 65535:
             raise ServingOptionsError("--secure-port", f"{self.secure_port} must be between 1 and 65535")
-        if self.tls_min_version not in TLS_MIN_VERSIONS:
-            raise ServingOptionsError(
-                "--tls-min-version",
-                f"unsupported version {self.tls_min_version!r}: use one of {', '.join(TLS_MIN_VERSIONS)}",
-            )
+        self.tls()
         if bool(self.tls_cert_file) != bool(self.tls_private_key_file):
             flag = "--tls-private-key-file" if self.tls_cert_file else "--tls-cert-file"
             raise ServingOptionsError(
@@ -104,6 +104,12 @@ class ServingConfig:
             raise ServingOptionsError("graceful_timeout", "must not be negative")
         if self.h2_max_concurrent_streams < 1:
             raise ServingOptionsError("h2_max_concurrent_streams", "must be positive")
+
+    def tls(self) -> TLSSettings:
+        """The minimum version and TLS 1.2 ciphers; raises `ServingOptionsError` naming the flag."""
+        return tls_settings(
+            self.tls_min_version, self.tls_cipher_suites, http2=not self.disable_http2_serving
+        )
 
     @property
     def bind(self) -> str:
@@ -163,11 +169,13 @@ async def serve_https(
     config.validate()
     peercert.install()
     alpn = ALPN_HTTP1 if config.disable_http2_serving else ALPN_H2
+    settings = config.tls()
     async with _certificate_files(config) as (cert_file, key_file, flag):
         tls = ServerTLS(
             cert_file,
             key_file,
-            min_version=TLS_MIN_VERSIONS[config.tls_min_version],
+            min_version=settings.min_version,
+            ciphers=settings.ciphers,
             alpn=alpn,
             client_cas=client_cas,
             flag=flag,

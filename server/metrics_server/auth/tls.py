@@ -28,7 +28,7 @@ import os
 import ssl
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import NoReturn, Protocol
+from typing import NamedTuple, NoReturn, Protocol
 
 from metrics_server.auth.errors import ServingOptionsError
 from metrics_server.kube.authconfig import AuthenticationConfig
@@ -36,8 +36,104 @@ from metrics_server.kube.authconfig import AuthenticationConfig
 logger = logging.getLogger(__name__)
 
 TLS_MIN_VERSIONS = {"VersionTLS12": ssl.TLSVersion.TLSv1_2, "VersionTLS13": ssl.TLSVersion.TLSv1_3}
+REFUSED_TLS_VERSIONS = ("VersionTLS10", "VersionTLS11")
+"""Go accepts them; refused here: TLS 1.0 and 1.1 are deprecated (RFC 8996)."""
 CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20"
-"""TLS 1.2 suites: Go's default ECDHE AEAD suites (TLS 1.3 suites are not configurable)."""
+"""TLS 1.2 suites without `--tls-cipher-suites`: the ECDHE AEAD suites of Go's default list (Go
+also enables the ECDHE CBC-SHA1 suites by default; they are left out here)."""
+
+CIPHER_SUITES: dict[str, str] = {
+    "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA": "ECDHE-ECDSA-AES128-SHA",
+    "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256": "ECDHE-ECDSA-AES128-GCM-SHA256",
+    "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA": "ECDHE-ECDSA-AES256-SHA",
+    "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384": "ECDHE-ECDSA-AES256-GCM-SHA384",
+    "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305": "ECDHE-ECDSA-CHACHA20-POLY1305",
+    "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256": "ECDHE-ECDSA-CHACHA20-POLY1305",
+    "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA": "ECDHE-RSA-AES128-SHA",
+    "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256": "ECDHE-RSA-AES128-GCM-SHA256",
+    "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA": "ECDHE-RSA-AES256-SHA",
+    "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384": "ECDHE-RSA-AES256-GCM-SHA384",
+    "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305": "ECDHE-RSA-CHACHA20-POLY1305",
+    "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256": "ECDHE-RSA-CHACHA20-POLY1305",
+}
+"""Go's names of its secure TLS 1.2 suites (`tls.CipherSuites()`, with the legacy CHACHA20 aliases)
+and the OpenSSL names of the same suites."""
+
+TLS13_SUITES = frozenset(("TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256"))
+"""Accepted, and without effect, as in Go: TLS 1.3 suites are not configurable, all three are on."""
+
+INSECURE_CIPHER_SUITES = frozenset(
+    (
+        "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256",
+        "TLS_ECDHE_ECDSA_WITH_RC4_128_SHA",
+        "TLS_ECDHE_RSA_WITH_3DES_EDE_CBC_SHA",
+        "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256",
+        "TLS_ECDHE_RSA_WITH_RC4_128_SHA",
+        "TLS_RSA_WITH_3DES_EDE_CBC_SHA",
+        "TLS_RSA_WITH_AES_128_CBC_SHA",
+        "TLS_RSA_WITH_AES_128_CBC_SHA256",
+        "TLS_RSA_WITH_AES_128_GCM_SHA256",
+        "TLS_RSA_WITH_AES_256_CBC_SHA",
+        "TLS_RSA_WITH_AES_256_GCM_SHA384",
+        "TLS_RSA_WITH_RC4_128_SHA",
+    )
+)
+"""Go's `tls.InsecureCipherSuites()`: known to Go, refused here (RC4, 3DES, CBC with SHA-256, or
+no forward secrecy)."""
+
+HTTP2_REQUIRED_SUITES = ("TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256", "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256")
+
+
+class TLSSettings(NamedTuple):
+    """What `--tls-min-version` and `--tls-cipher-suites` make of a server context."""
+
+    min_version: ssl.TLSVersion
+    ciphers: str
+    """The OpenSSL cipher list for TLS 1.2 (ignored when `min_version` is TLS 1.3)."""
+
+
+def tls_settings(min_version: str, cipher_suites: Sequence[str], *, http2: bool) -> TLSSettings:
+    """Translate the two flags as Go's `crypto/tls` and `net/http2` apply them.
+
+    Raises `ServingOptionsError` naming the flag: a version that is unknown or refused, an unknown
+    suite name (Go's wording), an insecure suite, or, with HTTP/2 and TLS 1.2 allowed, a list
+    without the suite HTTP/2 requires (the check `http2.ConfigureServer` makes). A list of TLS 1.3
+    suites only leaves TLS 1.2 no suite, so TLS 1.3 becomes the minimum (Go's handshake fails the
+    same way).
+    """
+    if min_version in REFUSED_TLS_VERSIONS:
+        raise ServingOptionsError(
+            "--tls-min-version", f"{min_version} is refused: TLS 1.2 is the minimum (RFC 8996)"
+        )
+    if min_version not in TLS_MIN_VERSIONS:
+        raise ServingOptionsError(
+            "--tls-min-version",
+            f"unsupported version {min_version!r}: use one of {', '.join(TLS_MIN_VERSIONS)}",
+        )
+    version = TLS_MIN_VERSIONS[min_version]
+    if not cipher_suites:
+        return TLSSettings(version, CIPHERS)
+    for name in cipher_suites:
+        if name in INSECURE_CIPHER_SUITES:
+            raise ServingOptionsError(
+                "--tls-cipher-suites",
+                f"cipher suite {name} is insecure (Go lists it in tls.InsecureCipherSuites); remove it",
+            )
+        if name not in CIPHER_SUITES and name not in TLS13_SUITES:
+            raise ServingOptionsError(
+                "--tls-cipher-suites", f"Cipher suite {name} not supported or doesn't exist"
+            )
+    if http2 and version < ssl.TLSVersion.TLSv1_3 and not set(HTTP2_REQUIRED_SUITES) & set(cipher_suites):
+        raise ServingOptionsError(
+            "--tls-cipher-suites",
+            "HTTP/2 requires one of " + " or ".join(HTTP2_REQUIRED_SUITES) + " (or --disable-http2-serving)",
+        )
+    tls12 = list(dict.fromkeys(CIPHER_SUITES[n] for n in cipher_suites if n in CIPHER_SUITES))
+    if not tls12:
+        return TLSSettings(ssl.TLSVersion.TLSv1_3, CIPHERS)
+    return TLSSettings(version, ":".join(tls12))
+
+
 ALPN_H2 = ("h2", "http/1.1")
 ALPN_HTTP1 = ("http/1.1",)
 
@@ -65,12 +161,13 @@ def build_server_context(
     min_version: ssl.TLSVersion,
     alpn: Sequence[str],
     client_ca_pem: bytes = b"",
+    ciphers: str = CIPHERS,
 ) -> ssl.SSLContext:
     """A server context. Raises `OSError`/`ssl.SSLError` when the files or CAs cannot be loaded."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = min_version
     ctx.options |= ssl.OP_NO_COMPRESSION | ssl.OP_NO_RENEGOTIATION
-    ctx.set_ciphers(CIPHERS)
+    ctx.set_ciphers(ciphers)
     ctx.set_alpn_protocols(list(alpn))
     ctx.load_cert_chain(cert_file, key_file)
     if client_ca_pem:
@@ -105,10 +202,12 @@ class ServerTLS:
         alpn: Sequence[str],
         client_cas: AuthenticationConfigProvider | None = None,
         flag: str = "--tls-cert-file",
+        ciphers: str = CIPHERS,
     ) -> None:
         self.cert_file = cert_file
         self.key_file = key_file
         self._min_version = min_version
+        self._ciphers = ciphers
         self._alpn = tuple(alpn)
         self._client_cas = client_cas
         self._seen_config = client_cas.current() if client_cas is not None else None
@@ -128,6 +227,7 @@ class ServerTLS:
             min_version=self._min_version,
             alpn=self._alpn,
             client_ca_pem=self._ca_pem,
+            ciphers=self._ciphers,
         )
 
     def _swap(self, why: str) -> bool:

@@ -39,6 +39,8 @@ class Attributes:
 class Decision:
     allowed: bool
     reason: str = ""
+    denied: bool = False
+    """An explicit deny (SubjectAccessReview `status.denied`); not allowed without it is "no opinion"."""
 
 
 USER_SCOPE_KEY = "metrics_server.user"

@@ -28,13 +28,14 @@ import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, ClassVar, NoReturn
 
 import httpx
 import orjson
 import trio
 from cryptography import x509
 
+from metrics_server import flagset
 from metrics_server.kube.errors import (
     ApiError,
     AuthenticationLookupError,
@@ -77,17 +78,93 @@ class AuthenticationOptions:
     """The library's delegated-authentication flags (except the TokenReview cache TTL, which
     lives in `ReviewCacheOptions`)."""
 
-    client_ca_file: str = ""
-    requestheader_client_ca_file: str = ""
-    requestheader_allowed_names: tuple[str, ...] = ()
-    requestheader_username_headers: tuple[str, ...] = ("x-remote-user",)
-    requestheader_group_headers: tuple[str, ...] = ("x-remote-group",)
-    requestheader_extra_headers_prefix: tuple[str, ...] = ("x-remote-extra-",)
-    requestheader_uid_headers: tuple[str, ...] = ()
-    skip_lookup: bool = False
-    """`--authentication-skip-lookup`"""
-    tolerate_lookup_failure: bool = False
-    """`--authentication-tolerate-lookup-failure`"""
+    FLAG_GROUP: ClassVar[str] = flagset.AUTHENTICATION
+
+    kubeconfig: str = flagset.flag(
+        "--authentication-kubeconfig",
+        flagset.FILE,
+        "",
+        (
+            "kubeconfig file pointing at the 'core' kubernetes server with enough rights to create "
+            "tokenreviews.authentication.k8s.io."
+        ),
+    )
+    client_ca_file: str = flagset.flag(
+        "--client-ca-file",
+        flagset.FILE,
+        "",
+        (
+            "If set, any request presenting a client certificate signed by one of the authorities in the "
+            "client-ca-file is authenticated with an identity corresponding to the CommonName of the "
+            "client certificate."
+        ),
+    )
+    requestheader_client_ca_file: str = flagset.flag(
+        "--requestheader-client-ca-file",
+        flagset.FILE,
+        "",
+        (
+            "Root certificate bundle to use to verify client certificates on incoming requests before "
+            "trusting usernames in headers specified by --requestheader-username-headers. WARNING: "
+            "generally do not depend on authorization being already done for incoming requests."
+        ),
+    )
+    requestheader_allowed_names: tuple[str, ...] = flagset.flag(
+        "--requestheader-allowed-names",
+        flagset.STRINGS,
+        "",
+        (
+            "List of client certificate common names to allow to provide usernames in headers specified by "
+            "--requestheader-username-headers. If empty, any client certificate validated by the "
+            "authorities in --requestheader-client-ca-file is allowed."
+        ),
+    )
+    requestheader_username_headers: tuple[str, ...] = flagset.flag(
+        "--requestheader-username-headers",
+        flagset.STRINGS,
+        "x-remote-user",
+        "List of request headers to inspect for usernames. X-Remote-User is common.",
+    )
+    requestheader_group_headers: tuple[str, ...] = flagset.flag(
+        "--requestheader-group-headers",
+        flagset.STRINGS,
+        "x-remote-group",
+        "List of request headers to inspect for groups. X-Remote-Group is suggested.",
+    )
+    requestheader_extra_headers_prefix: tuple[str, ...] = flagset.flag(
+        "--requestheader-extra-headers-prefix",
+        flagset.STRINGS,
+        "x-remote-extra-",
+        "List of request header prefixes to inspect. X-Remote-Extra- is suggested.",
+    )
+    requestheader_uid_headers: tuple[str, ...] = flagset.flag(
+        "--requestheader-uid-headers",
+        flagset.STRINGS,
+        "",
+        (
+            "List of request headers to inspect for UIDs. X-Remote-Uid is suggested. Requires the "
+            "RemoteRequestHeaderUID feature to be enabled."
+        ),
+    )
+    skip_lookup: bool = flagset.flag(
+        "--authentication-skip-lookup",
+        flagset.BOOL,
+        "",
+        (
+            "If false, the authentication-kubeconfig will be used to lookup missing authentication "
+            "configuration from the cluster."
+        ),
+    )
+    tolerate_lookup_failure: bool = flagset.flag(
+        "--authentication-tolerate-lookup-failure",
+        flagset.BOOL,
+        "",
+        (
+            "If true, failures to look up missing authentication configuration from the cluster are not "
+            "considered fatal. Note that this can result in authentication that treats all requests as "
+            "anonymous."
+        ),
+    )
     file_reload_interval: float = 60.0
     """How often CA files given by flags are re-read."""
 

@@ -20,6 +20,7 @@ import httpx
 from k8s_metrics.kubeconfig import ClusterConnection, ConfigError, load_incluster, load_kubeconfig
 from metrics_server import __version__
 from metrics_server.kube.errors import OptionsError
+from metrics_server.kube.restmetrics import MeasuredTransport, RestClientMetrics
 
 USER_AGENT = f"metrics-server/{__version__} (python; httpx) metrics_server.kube"
 
@@ -38,6 +39,9 @@ class ClusterConnectionLike(Protocol):
 
     @property
     def tls_server_name(self) -> str | None: ...
+
+    @property
+    def proxy(self) -> str | None: ...
 
 
 def load_connection(kubeconfig: str = "", *, flag: str = "--kubeconfig") -> ClusterConnection:
@@ -100,11 +104,15 @@ def make_api_client(
     options: ApiClientOptions | None = None,
     *,
     extra_headers: Mapping[str, str] | None = None,
+    metrics: RestClientMetrics | None = None,
 ) -> httpx.AsyncClient:
     """One `httpx.AsyncClient` for the kube-apiserver described by `conn`.
 
     Paths are relative to `conn.server` (which may carry a path prefix, e.g. behind a proxy).
-    The caller owns the client: use it as an async context manager or `aclose()` it.
+    Requests go through the kubeconfig's `proxy-url` when it has one (`socks5` needs the client's
+    `[socks]` extra; without it `OptionsError` says so). With `metrics`, every request is counted
+    and timed (`kube.restmetrics`). The caller owns the client: use it as an async context manager
+    or `aclose()` it.
     """
     opts = options or ApiClientOptions()
     opts.validate()
@@ -113,10 +121,15 @@ def make_api_client(
         max_keepalive_connections=opts.max_keepalive_connections,
         keepalive_expiry=60.0,
     )
-    inner = httpx.AsyncHTTPTransport(verify=conn.ssl_context, limits=limits, retries=0)
+    try:
+        inner = httpx.AsyncHTTPTransport(verify=conn.ssl_context, limits=limits, retries=0, proxy=conn.proxy)
+    except ImportError as exc:  # socks5 without socksio
+        raise OptionsError("proxy-url", f"{conn.proxy}: {exc}") from exc
     transport: httpx.AsyncBaseTransport = inner
     if conn.tls_server_name:
         transport = _ServerNameTransport(inner, conn.tls_server_name)
+    if metrics is not None:
+        transport = MeasuredTransport(transport, metrics)
     headers = {"User-Agent": opts.user_agent, "Accept": "application/json"}
     if extra_headers:
         headers.update(extra_headers)

@@ -28,6 +28,7 @@ import httpx
 import orjson
 import trio
 
+from metrics_server.flagset import KUBELET_CLIENT, STRING, flag
 from metrics_server.kube.backoff import Backoff
 from metrics_server.kube.errors import (
     ApiError,
@@ -79,7 +80,17 @@ class InformerEvent(NamedTuple):
 class InformerConfig:
     """Options shared by the node and pod informers."""
 
-    node_selector: str = ""
+    node_selector: str = flag(
+        "--node-selector",
+        STRING,
+        "",
+        (
+            "Selector (label query) to filter on, not including uninitialized ones, supports '=', '==', "
+            "and '!='.(e.g. -l key1=value1,key2=value2)."
+        ),
+        group=KUBELET_CLIENT,
+        shorthand="l",
+    )
     """`--node-selector` (`-l`): label selector passed to the node list and watch."""
     page_size: int = 500
     min_watch_timeout: float = 300.0

@@ -23,6 +23,7 @@ import httpx
 import orjson
 import trio
 
+from metrics_server import flagset
 from metrics_server.auth.user import Attributes, Decision, UserInfo
 from metrics_server.kube.errors import ApiError, KubeError, KubeTransportError, OptionsError
 from metrics_server.kube.rest import request_json
@@ -41,12 +42,33 @@ class ReviewError(KubeError):
 
 @dataclass(frozen=True, slots=True)
 class ReviewCacheOptions:
-    token_cache_ttl: float = 10.0
-    """`--authentication-token-webhook-cache-ttl` (successes and failures alike); 0 disables."""
-    authorized_ttl: float = 10.0
-    """`--authorization-webhook-cache-authorized-ttl`; 0 disables."""
-    unauthorized_ttl: float = 10.0
-    """`--authorization-webhook-cache-unauthorized-ttl`; 0 disables."""
+    token_cache_ttl: float = flagset.flag(
+        "--authentication-token-webhook-cache-ttl",
+        flagset.DURATION,
+        "10s",
+        "The duration to cache responses from the webhook token authenticator.",
+        to=flagset.seconds,
+        group=flagset.AUTHENTICATION,
+    )
+    """Successes and failures alike; 0 disables."""
+    authorized_ttl: float = flagset.flag(
+        "--authorization-webhook-cache-authorized-ttl",
+        flagset.DURATION,
+        "10s",
+        "The duration to cache 'authorized' responses from the webhook authorizer.",
+        to=flagset.seconds,
+        group=flagset.AUTHORIZATION,
+    )
+    """0 disables."""
+    unauthorized_ttl: float = flagset.flag(
+        "--authorization-webhook-cache-unauthorized-ttl",
+        flagset.DURATION,
+        "10s",
+        "The duration to cache 'unauthorized' responses from the webhook authorizer.",
+        to=flagset.seconds,
+        group=flagset.AUTHORIZATION,
+    )
+    """0 disables."""
     max_entries: int = 8192
     request_timeout: float = 10.0
     retry_steps: int = 5
@@ -344,6 +366,6 @@ class AccessReviewer:
         if allowed and denied:
             logger.error("webhook subject access review returned both allow and deny response")
             allowed = False
-        decision = Decision(allowed=allowed, reason=reason)
+        decision = Decision(allowed=allowed, reason=reason, denied=denied and not allowed)
         ttl = self._options.authorized_ttl if allowed else self._options.unauthorized_ttl
         return decision, ttl

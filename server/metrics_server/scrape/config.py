@@ -1,9 +1,10 @@
 """How to reach kubelets: the `--kubelet-*` flags as one frozen value, its validation, and TLS.
 
-Field names mirror metrics-server's flags (see each field). The argparse layer builds a
-`KubeletClientConfig`, calls `validate()` and refuses to start on `ConfigError`, whose `flag`
-names the offending flag. `build_ssl_context()` turns the config into the one `SSLContext` every
-kubelet connection shares; unreadable files are also reported as `ConfigError`.
+Each field that is a flag declares it (`flagset.flag`: name, Go type, default, help); the command
+line builds a `KubeletClientConfig` from them, calls `validate()` and refuses to start on
+`ConfigError`, whose `flag` names the offending flag. `build_ssl_context()` turns the config
+into the one `SSLContext` every kubelet connection shares; unreadable files are also reported as
+`ConfigError`.
 
 Credential defaults follow metrics-server, which copies the apiserver rest config: the caller
 passes the apiserver connection's `auth` and CA (`cluster_ca_data`) here, and the kubelet flags
@@ -15,11 +16,24 @@ from __future__ import annotations
 import math
 import ssl
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import ClassVar, Literal, Protocol
 
 import httpx
 
 from metrics_server import __version__
+from metrics_server.flagset import (
+    BOOL,
+    DURATION,
+    FILE,
+    INT,
+    KUBELET_CLIENT,
+    NS_PER_SECOND,
+    STRING,
+    STRINGS,
+    flag,
+    none_if_empty,
+    seconds,
+)
 
 MetricsSource = Literal["resource", "summary", "auto"]
 
@@ -49,30 +63,115 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class KubeletClientConfig:
-    port: int = 10250
+    """The `--kubelet-*` flags (and `--deprecated-kubelet-completely-insecure`), plus the
+    credentials the wiring adds."""
+
+    FLAG_GROUP: ClassVar[str] = KUBELET_CLIENT
+
+    port: int = flag(
+        "--kubelet-port",
+        INT,
+        "10250",
+        "The port to use to connect to Kubelets.",
+    )
     """--kubelet-port."""
-    use_node_status_port: bool = False
+    use_node_status_port: bool = flag(
+        "--kubelet-use-node-status-port",
+        BOOL,
+        "",
+        "Use the port in the node status. Takes precedence over --kubelet-port flag.",
+    )
     """--kubelet-use-node-status-port: use the node's reported kubelet port when non-zero."""
-    preferred_address_types: tuple[str, ...] = DEFAULT_ADDRESS_TYPES
+    preferred_address_types: tuple[str, ...] = flag(
+        "--kubelet-preferred-address-types",
+        STRINGS,
+        "Hostname,InternalDNS,InternalIP,ExternalDNS,ExternalIP",
+        (
+            "The priority of node address types to use when determining which address to use to connect to "
+            "a particular node"
+        ),
+    )
     """--kubelet-preferred-address-types, in priority order."""
-    insecure_tls: bool = False
+    insecure_tls: bool = flag(
+        "--kubelet-insecure-tls",
+        BOOL,
+        "",
+        "Do not verify CA of serving certificates presented by Kubelets.  For testing purposes only.",
+    )
     """--kubelet-insecure-tls: do not verify kubelet serving certificates."""
-    certificate_authority: str | None = None
+    certificate_authority: str | None = flag(
+        "--kubelet-certificate-authority",
+        FILE,
+        "",
+        "Path to the CA to use to validate the Kubelet's serving certificates.",
+        to=none_if_empty,
+    )
     """--kubelet-certificate-authority: CA bundle file for kubelet serving certificates."""
-    client_certificate: str | None = None
+    client_certificate: str | None = flag(
+        "--kubelet-client-certificate",
+        FILE,
+        "",
+        "Path to a client cert file for TLS.",
+        to=none_if_empty,
+    )
     """--kubelet-client-certificate: client certificate file (needs the key)."""
-    client_key: str | None = None
+    client_key: str | None = flag(
+        "--kubelet-client-key",
+        FILE,
+        "",
+        "Path to a client key file for TLS.",
+        to=none_if_empty,
+    )
     """--kubelet-client-key: client key file (needs the certificate)."""
-    request_timeout: float = 10.0
+    request_timeout: float = flag(
+        "--kubelet-request-timeout",
+        DURATION,
+        "10s",
+        (
+            "The length of time to wait before giving up on a single request to Kubelet. Non-zero values "
+            "should contain a corresponding time unit (e.g. 1s, 2m, 3h)."
+        ),
+        to=seconds,
+    )
     """--kubelet-request-timeout in seconds: whole request, connect to last body byte."""
-    metrics_source: MetricsSource = "resource"
+    metrics_source: MetricsSource = flag(
+        "--kubelet-metrics-source",
+        STRING,
+        "auto",
+        (
+            'Where kubelets are scraped: "resource" (/metrics/resource), "summary" (/stats/summary), or '
+            '"auto" (/metrics/resource, falling back per node to /stats/summary when the kubelet answers '
+            "404)."
+        ),
+    )
     """--kubelet-metrics-source: `resource` (/metrics/resource), `summary` (/stats/summary), or
     `auto` (resource, falling back per node to summary when the kubelet answers 404)."""
-    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
+    max_response_bytes: int = flag(
+        "--kubelet-max-response-bytes",
+        INT,
+        str(DEFAULT_MAX_RESPONSE_BYTES),
+        "Largest kubelet response (decoded) accepted; a larger one fails that node's scrape.",
+    )
     """--kubelet-max-response-bytes: larger (decoded) bodies fail the node."""
-    max_concurrency: int = DEFAULT_MAX_CONCURRENCY
+    max_concurrency: int = flag(
+        "--kubelet-max-concurrency",
+        INT,
+        str(DEFAULT_MAX_CONCURRENCY),
+        "Kubelet requests in flight at once.",
+    )
     """--kubelet-max-concurrency: kubelet requests in flight at once."""
-    deprecated_completely_insecure: bool = False
+    deprecated_completely_insecure: bool = flag(
+        "--deprecated-kubelet-completely-insecure",
+        BOOL,
+        "",
+        (
+            "DEPRECATED: Do not use any encryption, authorization, or authentication when communicating "
+            "with the Kubelet. This is rarely the right option, since it leaves kubelet communication "
+            "completely insecure.  If you encounter auth errors, make sure you've enabled token webhook "
+            "auth on the Kubelet, and if you're in a test cluster with self-signed Kubelet certificates, "
+            "consider using kubelet-insecure-tls instead."
+        ),
+    )
     """--deprecated-kubelet-completely-insecure: plain HTTP and no credentials at all."""
     auth: httpx.Auth | None = None
     """Request credentials (normally the apiserver connection's bearer token auth). Never sent
@@ -82,9 +181,9 @@ class KubeletClientConfig:
     --kubelet-certificate-authority is not given. None then means the system trust store."""
     user_agent: str = f"metrics-server/{__version__} (python)"
 
-    def validate(self, metric_resolution: float | None = None) -> None:
-        """Raise `ConfigError` for the first contradiction. With `metric_resolution` (seconds),
-        also check metrics-server's `resolution x 0.9 >= --kubelet-request-timeout`."""
+    def validate(self, metric_resolution_ns: int | None = None) -> None:
+        """Raise `ConfigError` for the first contradiction. With `metric_resolution_ns`, also check
+        metrics-server's rule, in its integer arithmetic: `resolution * 9 / 10 >= timeout`."""
         if self.certificate_authority and self.insecure_tls:
             raise ConfigError(
                 "--kubelet-certificate-authority",
@@ -130,12 +229,14 @@ class KubeletClientConfig:
             )
         if self.max_concurrency < 1:
             raise ConfigError("--kubelet-max-concurrency", "--kubelet-max-concurrency should be positive")
-        if metric_resolution is not None and self.request_timeout > metric_resolution * 0.9:
-            raise ConfigError(
-                "--kubelet-request-timeout",
-                f"--kubelet-request-timeout ({self.request_timeout:g}s) must not exceed 90% of "
-                f"--metric-resolution ({metric_resolution:g}s)",
-            )
+        if metric_resolution_ns is not None:
+            timeout_ns = round(self.request_timeout * NS_PER_SECOND)
+            if metric_resolution_ns * 9 // 10 < timeout_ns:
+                raise ConfigError(
+                    "--kubelet-request-timeout",
+                    f"--kubelet-request-timeout ({self.request_timeout:g}s) must not exceed 90% of "
+                    f"--metric-resolution ({metric_resolution_ns / NS_PER_SECOND:g}s)",
+                )
 
 
 class _HasSSLContext(Protocol):

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import subprocess
 import sys
 from collections.abc import Callable, Iterable, Sequence
@@ -432,19 +431,3 @@ class _WorkerCollector(Collector):
                 pss.add_metric(label, h.stats.proportional_bytes)
                 duration.add_metric(label, h.stats.duration_s)
         return (up, restarts, nodes, cpu, rss, pss, duration, received)
-
-
-def default_workers(nodes: int, cpus: int) -> int:
-    """`--scrape-workers=auto`: 0 (scrape in the serving process) below `AUTO_MIN_NODES` nodes;
-    above, one worker per `NODES_PER_WORKER` nodes (rounded up), at most one less than the CPUs
-    (the serving process needs one), at least one."""
-    if nodes < AUTO_MIN_NODES:
-        return 0
-    return max(1, min(math.ceil(nodes / NODES_PER_WORKER), cpus - 1))
-
-
-AUTO_MIN_NODES = 3000
-"""Measured (docs/performance.md, round 3): at 1000 and 2000 nodes one process serves as fast as
-with a worker, with 58-94 MiB less memory and 7-12 % less CPU; at 5000 one process is saturated
-(get p99 in seconds). The crossover lies between; 3000 until 5000-node figures refine it."""
-NODES_PER_WORKER = 5000

@@ -9,9 +9,19 @@ from conftest import World
 
 from metrics_server.health import HealthChecks
 
-READYZ = ["ping", "log", "metric-storage-ready", "metric-informer-sync", "metadata-informer-sync", "shutdown"]
-LIVEZ = ["ping", "log", "metric-collection-timely", "metadata-informer-sync"]
-HEALTHZ = ["ping", "log", "metadata-informer-sync"]
+HOOKS = ["poststarthook/max-in-flight-filter", "poststarthook/storage-object-count-tracker-hook"]
+HOOKS_OK = "[+]ping ok\n[+]log ok\n" + "".join(f"[+]{hook} ok\n" for hook in HOOKS)
+READYZ = [
+    "ping",
+    "log",
+    *HOOKS,
+    "metric-storage-ready",
+    "metric-informer-sync",
+    "metadata-informer-sync",
+    "shutdown",
+]
+LIVEZ = ["ping", "log", *HOOKS, "metric-collection-timely", "metadata-informer-sync"]
+HEALTHZ = ["ping", "log", *HOOKS, "metadata-informer-sync"]
 
 
 async def fetch(client: Any, path: str) -> tuple[int, str, str | None, str]:
@@ -41,7 +51,7 @@ async def test_roots_ok_and_verbose(client: Any, root: str, names: list[str]) ->
 async def test_exclude(client: Any, world: World) -> None:
     world.healthy["metric-storage-ready"] = "no metrics to serve"
     body = (
-        "[+]ping ok\n[+]log ok\n[+]metric-storage-ready excluded: ok\n[+]metric-informer-sync ok\n"
+        HOOKS_OK + "[+]metric-storage-ready excluded: ok\n[+]metric-informer-sync ok\n"
         "[+]metadata-informer-sync ok\n[+]shutdown excluded: ok\n"
         'warn: some health checks cannot be excluded: no matches for "bogus","zz"\nreadyz check passed\n'
     )
@@ -61,7 +71,7 @@ async def test_failure_is_verbose_and_withholds_the_reason(
     world.healthy["metric-storage-ready"] = "no metrics to serve"
     world.healthy["shutdown"] = "process is shutting down"
     body = (
-        "[+]ping ok\n[+]log ok\n[-]metric-storage-ready failed: reason withheld\n[+]metric-informer-sync ok\n"
+        HOOKS_OK + "[-]metric-storage-ready failed: reason withheld\n[+]metric-informer-sync ok\n"
         "[+]metadata-informer-sync ok\n[-]shutdown failed: reason withheld\nreadyz check failed\n"
     )
     with caplog.at_level("INFO", logger="metrics_server.health"):

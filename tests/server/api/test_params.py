@@ -13,6 +13,7 @@ def test_every_operation_is_compiled_with_its_parameters() -> None:
     ops = compile_operations(spec())
     assert sorted(ops) == [
         "get_api_groups",
+        "get_code_version",
         "get_metrics_api_group",
         "get_metrics_api_resources",
         "list_namespaced_pod_metrics",

@@ -6,6 +6,7 @@ from typing import Any
 
 import orjson
 import pytest
+import yaml
 from conftest import NOW, NOW_TEXT, TS, TS_TEXT, World, default_world, make_app, pod
 
 from metrics_server.api.app import ApiOptions
@@ -315,13 +316,12 @@ async def test_list_options_validation_is_422(client: Any) -> None:
 @pytest.mark.parametrize(
     "accept",
     [
-        "application/vnd.kubernetes.protobuf, */*",
-        "application/vnd.kubernetes.protobuf,application/json",
         "application/json, */*",
         "*/*",
         "application/*",
         "application/json;as=PartialObjectMetadataList;v=v1;g=meta.k8s.io,application/json",
-        "application/yaml;q=0.9, application/json;q=0.5",
+        "application/json;q=0.9, application/yaml;q=0.5",
+        "application/json;stream=watch",
     ],
 )
 async def test_json_for_clients_that_accept_it(client: Any, accept: str) -> None:
@@ -333,22 +333,59 @@ async def test_json_for_clients_that_accept_it(client: Any, accept: str) -> None
 
 
 @pytest.mark.parametrize(
-    "accept",
+    ("accept", "content_type"),
     [
-        "application/vnd.kubernetes.protobuf",
-        "application/yaml",
-        "text/plain",
-        "application/json;as=Table;v=v9;g=meta.k8s.io",
+        ("application/vnd.kubernetes.protobuf, */*", "application/vnd.kubernetes.protobuf"),
+        ("application/vnd.kubernetes.protobuf,application/json", "application/vnd.kubernetes.protobuf"),
+        ("application/yaml;q=0.9, application/json;q=0.5", "application/yaml"),
     ],
 )
-async def test_406_when_nothing_acceptable(client: Any, accept: str) -> None:
-    assert await get(client, f"{API}/pods", Accept=accept) == (
-        406,
-        "application/json",
-        status_body(406, "NotAcceptable", "only the following media types are accepted: application/json"),
+async def test_protobuf_and_yaml_for_clients_that_ask_first(
+    client: Any, accept: str, content_type: str
+) -> None:
+    code, got_type, body = await get(client, f"{API}/nodes", Accept=accept)
+    assert (code, got_type) == (200, content_type)
+    if content_type == "application/yaml":
+        assert yaml.safe_load(body) == orjson.loads(node_list(NODE_A, NODE_B))
+    else:
+        # runtime.Unknown: magic, typeMeta {apiVersion, kind}, raw, then two empty strings.
+        assert body.startswith(b"k8s\x00\n)\n\x16metrics.k8s.io/v1beta1\x12\x0fNodeMetricsList\x12")
+        assert body.endswith(b'\x1a\x00"\x00') and b"node-a" in body and b"node-b" in body
+
+
+_ACCEPTED = "application/json, application/yaml, application/vnd.kubernetes.protobuf"
+
+
+@pytest.mark.parametrize(
+    ("accept", "message", "details"),
+    [
+        ("text/plain", f"406: Not Acceptable\\n\\nAvailable representations: {_ACCEPTED}", True),
+        ("application/xml", f"406: Not Acceptable\\n\\nAvailable representations: {_ACCEPTED}", True),
+        (
+            "application/json;as=Table;v=v9;g=meta.k8s.io",
+            f"only the following media types are accepted: {_ACCEPTED}",
+            False,
+        ),
+        (
+            "application/vnd.kubernetes.protobuf;as=Table;v=v1;g=meta.k8s.io",
+            f"only the following media types are accepted: {_ACCEPTED}",
+            False,
+        ),
+    ],
+)
+async def test_406_when_nothing_acceptable(client: Any, accept: str, message: str, details: bool) -> None:
+    code, content_type, body = await get(client, f"{API}/nodes/node-a", Accept=accept)
+    assert (code, content_type) == (406, "application/json")
+    doc = orjson.loads(body)
+    assert (doc["reason"], doc["message"].replace("\n", "\\n"), "details" in doc) == (
+        "NotAcceptable",
+        message,
+        details,
     )
-    code, _, _ = await get(client, f"{API}/nodes/node-a", Accept=accept)
-    assert code == 406
+    assert body.startswith(b'{\n  "kind": "Status"')  # indented, as the library writes it
+    code, _, body = await get(client, f"{API}/pods", Accept=accept)
+    streams = ", application/json;stream=watch, application/vnd.kubernetes.protobuf;stream=watch"
+    assert code == 406 and (not details or orjson.loads(body)["message"].endswith(streams))
 
 
 COLUMNS = (
@@ -375,7 +412,7 @@ def partial(version: str, name: str, namespace: str, labels: str) -> str:
 
 async def test_pod_table(client: Any) -> None:
     code, ctype, body = await get(client, f"{API}/namespaces/default/pods?limit=500", Accept=TABLE)
-    assert (code, ctype) == (200, "application/json;as=Table;v=v1;g=meta.k8s.io")
+    assert (code, ctype) == (200, "application/json")  # metrics-server labels Tables plain JSON
     # db-0 has no containers: Go takes the columns from the next pod and leaves db-0's row short.
     rows = [
         '{"cells":["db-0","30s"],"object":' + partial("v1", "db-0", "default", "") + "}",
@@ -392,7 +429,7 @@ async def test_pod_table(client: Any) -> None:
 async def test_node_table_v1beta1_and_include_object(client: Any) -> None:
     accept = "application/json;as=Table;v=v1beta1;g=meta.k8s.io"
     code, ctype, body = await get(client, f"{API}/nodes?includeObject=None", Accept=accept)
-    assert (code, ctype) == (200, "application/json;as=Table;v=v1beta1;g=meta.k8s.io")
+    assert (code, ctype) == (200, "application/json")
     assert body == table(
         "v1beta1",
         [
@@ -420,13 +457,23 @@ async def test_node_table_v1beta1_and_include_object(client: Any) -> None:
 async def test_empty_table_and_bad_include_object(client: Any) -> None:
     assert await get(client, f"{API}/namespaces/none/pods", Accept=TABLE) == (
         200,
-        "application/json;as=Table;v=v1;g=meta.k8s.io",
+        "application/json",
         b'{"kind":"Table","apiVersion":"meta.k8s.io/v1","metadata":{},"columnDefinitions":null,"rows":null}\n',
     )
     assert await get(client, f"{API}/pods?includeObject=All", Accept=TABLE) == (
         400,
         "application/json",
-        status_body(400, "BadRequest", 'unrecognized includeObject value: "All"'),
+        orjson.dumps(
+            orjson.loads(
+                status_body(
+                    400,
+                    "BadRequest",
+                    'Unable to convert to Table as requested: includeObject: Invalid value: "All": '
+                    "must be 'Metadata', 'Object', 'None', or empty",
+                )
+            ),
+            option=orjson.OPT_INDENT_2,
+        ),
     )
     # includeObject only matters for Tables
     code, _, _ = await get(client, f"{API}/pods?includeObject=All")
@@ -524,8 +571,20 @@ async def test_lister_failure_is_internal_error(world: World) -> None:
 
 async def test_unknown_paths_and_methods(client: Any) -> None:
     not_found = status_body(404, "NotFound", "the server could not find the requested resource", "{}")
-    for path in (f"{API}/deployments", "/api", "/apis/metrics.k8s.io/v1", f"{API}/nodes/a/b", "/"):
+    for path in (f"{API}/deployments", "/apis/metrics.k8s.io/v1", f"{API}/nodes/a/b"):
         assert await get(client, path) == (404, "application/json", not_found)
+    # Outside the API group, the library's path index (404), and on `/` (200).
+    for path, code in (("/api", 404), ("/foo", 404), ("/", 200)):
+        got, content_type, body = await get(client, path)
+        assert (got, content_type) == (code, "application/json")
+        paths = orjson.loads(body)["paths"]
+        assert paths == sorted(paths) and {
+            "/apis",
+            "/metrics",
+            "/livez/ping",
+            "/openapi/v3/",
+            "/version",
+        } <= set(paths)
     response = await client.post(f"{API}/nodes")
     assert response.status_code == 405
     assert response.headers["Content-Type"] == "application/json"

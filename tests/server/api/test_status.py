@@ -31,9 +31,10 @@ def test_simple_errors() -> None:
         b'"message":"the server does not allow this method on the requested resource",'
         b'"reason":"MethodNotAllowed","details":{},"code":405}\n'
     )
-    assert status.not_acceptable() == head + (
-        b'"message":"only the following media types are accepted: '
-        b'application/json","reason":"NotAcceptable","code":406}\n'
+    assert status.not_acceptable(["application/json", "application/yaml"]) == (
+        b'{\n  "kind": "Status",\n  "apiVersion": "v1",\n  "metadata": {},\n  "status": "Failure",\n'
+        b'  "message": "only the following media types are accepted: application/json, application/yaml",\n'
+        b'  "reason": "NotAcceptable",\n  "code": 406\n}'
     )
     assert (
         status.service_unavailable("busy")

@@ -1,7 +1,7 @@
 """Server-side CPU per request of the serving stack outside the API handlers (not a test).
 
     .venv/bin/python tests/server/auth/bench_request.py [--app trivial|api] [--http2]
-        [--requests N] [--reps R] [--profile] [--baseline DIR] [--micro]
+        [--requests N] [--reps R] [--profile] [--baseline DIR] [--micro [--without-metrics]]
 
 The server runs in a child process (this script with `--serve`): `serve_https` (hypercorn, TLS,
 the peer-certificate shim) + `AuthMiddleware` with the real `Authenticator`, `Authorizer`,
@@ -452,6 +452,8 @@ async def _micro(args: argparse.Namespace) -> None:
 
     async def inner(scope: Any, receive: Any, send: Any) -> None:
         sent.append(1)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"{}"})
 
     async def send(message: Any) -> None:
         pass
@@ -462,11 +464,17 @@ async def _micro(args: argparse.Namespace) -> None:
     async with httpx.AsyncClient(
         base_url="https://127.89.0.2", transport=httpx.MockTransport(answer), trust_env=False
     ) as client:
+        from prometheus_client import CollectorRegistry
+
+        from metrics_server.auth.requestmetrics import RequestMetrics
+
+        metrics = None if args.without_metrics else RequestMetrics(CollectorRegistry())
         app = tls_extension(
             AuthMiddleware(
                 inner,
                 Authenticator(source, TokenReviewer(client, options)),
                 Authorizer(AccessReviewer(client, options)),
+                metrics,
             )
         )
         common = [
@@ -595,6 +603,9 @@ if __name__ == "__main__":
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--keep", help=argparse.SUPPRESS)
     parser.add_argument("--micro", action="store_true", help="our layers alone, in process")
+    parser.add_argument(
+        "--without-metrics", action="store_true", help="--micro without the request metrics (for an A/B)"
+    )
     parser.add_argument(
         "--baseline", help="also serve from this copy of the server package (PYTHONPATH), alternating batches"
     )

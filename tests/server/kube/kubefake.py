@@ -496,6 +496,7 @@ class Connection:
     ssl_context: ssl.SSLContext
     auth: Any = None
     tls_server_name: str | None = None
+    proxy: str | None = None
 
 
 @dataclass

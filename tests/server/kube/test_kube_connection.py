@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import ssl
 from collections.abc import Generator
 from pathlib import Path
 
@@ -119,3 +120,39 @@ def test_connection_errors_name_the_flag(tmp_path: Path) -> None:
         load_connection(str(tmp_path / "missing"))
     with pytest.raises(OptionsError, match=r"^--authentication-kubeconfig: "):
         load_connection(str(tmp_path / "missing"), flag="--authentication-kubeconfig")
+
+
+async def test_requests_go_through_the_kubeconfig_proxy(fake: FakeApiServer) -> None:
+    """With `proxy-url`, the apiserver is reached through the proxy: a proxy that is down fails the
+    request although the apiserver itself answers (the same connection without a proxy works)."""
+    fake.nodes.put(make_node("n1"))
+    closed = trio.socket.socket()
+    await closed.bind(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    proxy = f"http://127.0.0.1:{port}"  # bound, never listening: refuses
+    with closed:
+        direct = Connection(fake.url, fake.client_ssl_context())
+        async with make_api_client(direct) as api:
+            assert (await request_json(api, "GET", "/api/v1/nodes"))["items"][0]["metadata"]["name"] == "n1"
+        proxied = Connection(fake.url, fake.client_ssl_context(), proxy=proxy)
+        async with make_api_client(proxied) as api:
+            with pytest.raises(KubeTransportError) as info:
+                await request_json(api, "GET", "/api/v1/nodes")
+    assert f":{port}" not in fake.url
+    assert "ConnectError" in str(info.value) and "refused" in str(info.value)
+
+
+def test_socks_proxy_without_socksio_names_the_field(monkeypatch: pytest.MonkeyPatch) -> None:
+    conn = Connection("https://127.0.0.1:6443", ssl.create_default_context(), proxy="socks5://p:1080")
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_socksio(name: str, *args: object, **kwargs: object) -> object:
+        if name == "socksio" or name.startswith("socksio."):
+            raise ImportError("No module named 'socksio'")
+        return real_import(name, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(builtins, "__import__", no_socksio)
+    with pytest.raises(OptionsError, match=r"^proxy-url: socks5://p:1080: .*socks"):
+        make_api_client(conn)

@@ -263,7 +263,7 @@ async def test_sar_both_allowed_and_denied_is_a_denial(
         {"status": {"allowed": True, "denied": True, "reason": "x"}},
     )
     attrs = Attributes(user=ALICE, verb="get", resource_request=False, path="/metrics")
-    assert await AccessReviewer(client).authorize(attrs) == Decision(False, "x")
+    assert await AccessReviewer(client).authorize(attrs) == Decision(False, "x", denied=True)
 
 
 async def test_cache_is_bounded_lru(autojump_clock: trio.testing.MockClock) -> None:

@@ -137,7 +137,7 @@ _COMPONENTS = (
     ("store", ("metrics_server/storage/",)),
     ("selfmetrics", ("metrics_server/selfmetrics.py", "prometheus_client/")),
     ("scraper+loop", ("scrape/scraper.py", "scrape/loop.py")),
-    ("request", ("scrape/kubelet.py", "scrape/http1.py", "/h11/", "/ssl.py", "/httpx/", "kubeconfig.py")),
+    ("request", ("scrape/kubelet.py", "scrape/http1.py", "/h11/", "/ssl.py", "/httpx/", "/kubeconfig/")),
     ("logging", ("/logging/", "metrics_server/logs")),
     ("trio", ("/trio/", "/outcome/", "/sniffio/", "/selectors.py", "/contextvars")),
 )

@@ -222,10 +222,18 @@ def test_config_contradictions_name_the_flag(kwargs: dict[str, object], flag: st
     assert (info.value.flag, str(info.value)) == (flag, message)
 
 
+NS = 1_000_000_000
+
+
 def test_config_timeout_against_resolution() -> None:
-    KubeletClientConfig(request_timeout=10).validate(metric_resolution=15)
+    # metrics-server v0.8.0 (the reference binary): 10s/9s starts, 11s/10s and 20s/19s are refused.
+    KubeletClientConfig(request_timeout=10).validate(metric_resolution_ns=15 * NS)
+    KubeletClientConfig(request_timeout=9).validate(metric_resolution_ns=10 * NS)
+    for resolution, timeout in ((11, 10), (20, 19), (10, 9.000000001)):
+        with pytest.raises(ConfigError):
+            KubeletClientConfig(request_timeout=timeout).validate(metric_resolution_ns=resolution * NS)
     with pytest.raises(ConfigError) as info:
-        KubeletClientConfig(request_timeout=14).validate(metric_resolution=15)
+        KubeletClientConfig(request_timeout=14).validate(metric_resolution_ns=15 * NS)
     assert info.value.flag == "--kubelet-request-timeout"
     assert (
         str(info.value) == "--kubelet-request-timeout (14s) must not exceed 90% of --metric-resolution (15s)"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from metrics_server.shard.pool import default_workers
+from metrics_server.shard.config import default_workers
 from metrics_server.shard.ring import HashRing
 
 NAMES = [f"node-{i:05d}" for i in range(5000)]

@@ -36,6 +36,7 @@ from .status_cause import StatusCause
 from .status_details import StatusDetails
 from .status_kind import StatusKind
 from .status_status import StatusStatus
+from .version_info import VersionInfo
 
 __all__ = (
     "APIGroup",
@@ -74,4 +75,5 @@ __all__ = (
     "StatusDetails",
     "StatusKind",
     "StatusStatus",
+    "VersionInfo",
 )

@@ -10,6 +10,7 @@ from ..models.api_group_list_api_version import (
     check_api_group_list_api_version,
 )
 from ..models.api_group_list_kind import APIGroupListKind, check_api_group_list_kind
+from ..types import UNSET, Unset
 
 if TYPE_CHECKING:
     from ..models.api_group import APIGroup
@@ -20,41 +21,46 @@ T = TypeVar("T", bound="APIGroupList")
 
 @_attrs_define
 class APIGroupList:
-    """
-    Example:
-        {'kind': 'APIGroupList', 'apiVersion': 'v1', 'groups': [{'name': 'metrics.k8s.io', 'versions': [{'groupVersion':
-            'metrics.k8s.io/v1beta1', 'version': 'v1beta1'}], 'preferredVersion': {'groupVersion': 'metrics.k8s.io/v1beta1',
-            'version': 'v1beta1'}}]}
+    """The groups this server serves. As the apiserver library writes it, the list has no `apiVersion` and each group names
+    this server's port in `serverAddressByClientCIDRs`.
 
-    Attributes:
-        kind (APIGroupListKind):
-        api_version (APIGroupListApiVersion):
-        groups (list[APIGroup]):
+        Example:
+            {'kind': 'APIGroupList', 'groups': [{'name': 'metrics.k8s.io', 'versions': [{'groupVersion':
+                'metrics.k8s.io/v1beta1', 'version': 'v1beta1'}], 'preferredVersion': {'groupVersion': 'metrics.k8s.io/v1beta1',
+                'version': 'v1beta1'}, 'serverAddressByClientCIDRs': [{'clientCIDR': '0.0.0.0/0', 'serverAddress': ':10250'}]}]}
+
+        Attributes:
+            kind (APIGroupListKind):
+            groups (list[APIGroup]):
+            api_version (APIGroupListApiVersion | Unset):
     """
 
     kind: APIGroupListKind
-    api_version: APIGroupListApiVersion
     groups: list[APIGroup]
+    api_version: APIGroupListApiVersion | Unset = UNSET
 
     def to_dict(self) -> dict[str, Any]:
         kind: str = self.kind
-
-        api_version: str = self.api_version
 
         groups = []
         for groups_item_data in self.groups:
             groups_item = groups_item_data.to_dict()
             groups.append(groups_item)
 
+        api_version: str | Unset = UNSET
+        if not isinstance(self.api_version, Unset):
+            api_version = self.api_version
+
         field_dict: dict[str, Any] = {}
 
         field_dict.update(
             {
                 "kind": kind,
-                "apiVersion": api_version,
                 "groups": groups,
             }
         )
+        if api_version is not UNSET:
+            field_dict["apiVersion"] = api_version
 
         return field_dict
 
@@ -65,8 +71,6 @@ class APIGroupList:
         d = dict(src_dict)
         kind = check_api_group_list_kind(d.pop("kind"))
 
-        api_version = check_api_group_list_api_version(d.pop("apiVersion"))
-
         groups = []
         _groups = d.pop("groups")
         for groups_item_data in _groups:
@@ -74,10 +78,17 @@ class APIGroupList:
 
             groups.append(groups_item)
 
+        _api_version = d.pop("apiVersion", UNSET)
+        api_version: APIGroupListApiVersion | Unset
+        if isinstance(_api_version, Unset):
+            api_version = UNSET
+        else:
+            api_version = check_api_group_list_api_version(_api_version)
+
         api_group_list = cls(
             kind=kind,
-            api_version=api_version,
             groups=groups,
+            api_version=api_version,
         )
 
         return api_group_list

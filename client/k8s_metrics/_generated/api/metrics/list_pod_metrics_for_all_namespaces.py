@@ -168,8 +168,8 @@ def sync_detailed(
 ) -> Response[PodMetricsList | Status]:
     """List PodMetrics in all namespaces.
 
-     Running pods selected by `labelSelector` and by `fieldSelector` on `metadata.name` /
-    `metadata.namespace`, that have servable metrics, sorted by namespace then name.
+     Running pods selected by `labelSelector` and by `fieldSelector` on `metadata.name`,
+    `metadata.namespace` or `spec.nodeName`, that have servable metrics, sorted by namespace then name.
 
     Args:
         allow_watch_bookmarks (bool | Unset):
@@ -236,8 +236,8 @@ def sync(
 ) -> PodMetricsList | Status | None:
     """List PodMetrics in all namespaces.
 
-     Running pods selected by `labelSelector` and by `fieldSelector` on `metadata.name` /
-    `metadata.namespace`, that have servable metrics, sorted by namespace then name.
+     Running pods selected by `labelSelector` and by `fieldSelector` on `metadata.name`,
+    `metadata.namespace` or `spec.nodeName`, that have servable metrics, sorted by namespace then name.
 
     Args:
         allow_watch_bookmarks (bool | Unset):
@@ -299,8 +299,8 @@ async def asyncio_detailed(
 ) -> Response[PodMetricsList | Status]:
     """List PodMetrics in all namespaces.
 
-     Running pods selected by `labelSelector` and by `fieldSelector` on `metadata.name` /
-    `metadata.namespace`, that have servable metrics, sorted by namespace then name.
+     Running pods selected by `labelSelector` and by `fieldSelector` on `metadata.name`,
+    `metadata.namespace` or `spec.nodeName`, that have servable metrics, sorted by namespace then name.
 
     Args:
         allow_watch_bookmarks (bool | Unset):
@@ -365,8 +365,8 @@ async def asyncio(
 ) -> PodMetricsList | Status | None:
     """List PodMetrics in all namespaces.
 
-     Running pods selected by `labelSelector` and by `fieldSelector` on `metadata.name` /
-    `metadata.namespace`, that have servable metrics, sorted by namespace then name.
+     Running pods selected by `labelSelector` and by `fieldSelector` on `metadata.name`,
+    `metadata.namespace` or `spec.nodeName`, that have servable metrics, sorted by namespace then name.
 
     Args:
         allow_watch_bookmarks (bool | Unset):
