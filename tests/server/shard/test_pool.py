@@ -237,6 +237,7 @@ async def test_worker_killed_mid_cycle_costs_its_nodes_one_cycle_and_restarts(
         # Cycle 3: n0's kubelet hangs, so the victim is mid-cycle when it is killed.
         cluster.serve_step(2)
         cluster.fakes["n0"].routes[RESOURCE] = Hang()
+        cluster.fakes["n0"].request_seen = trio.Event()  # this cycle's request
         victim_pid = pool.worker_pids()[victim]
         async with trio.open_nursery() as inner:
             failed_box: list[dict[str, ScrapeError]] = []
