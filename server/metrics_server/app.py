@@ -299,6 +299,7 @@ class _Scraping:
             len(list(caches.nodes.list())), len(os.sched_getaffinity(0))
         )
         timeout = c.kubelet.request_timeout
+        scraper: Scraper | WorkerPool
         if workers == 0:
             scraper = Scraper(
                 self._kubelets,
@@ -306,32 +307,26 @@ class _Scraping:
                 max_concurrency=c.kubelet.max_concurrency,
                 metrics=self._metrics,
             )
-            self.loop = ScrapeLoop(
-                scraper=scraper,
-                nodes=caches.nodes,
-                storage=self._storage,
-                resolution=c.resolution_s,
-                metrics=self._metrics,
-                after_publish=_release_memory,
-            )
-            log.info("Caches synced; starting the scrape loop")
-            await self.loop.run()
-            return
-        pool = WorkerPool(workers, self._configure, request_timeout=timeout, metrics=self._metrics)
-        self._registry.register(pool.collector())
+        else:
+            scraper = WorkerPool(workers, self._configure, request_timeout=timeout, metrics=self._metrics)
+            self._registry.register(scraper.collector())
         self.loop = ScrapeLoop(
-            scraper=pool,
+            scraper=scraper,
             nodes=caches.nodes,
             storage=self._storage,
             resolution=c.resolution_s,
             metrics=self._metrics,
-            ingest=_add_usages,
+            ingest=_add_usages if workers else None,
             after_publish=_release_memory,
         )
+        if not isinstance(scraper, WorkerPool):
+            log.info("Caches synced; starting the scrape loop")
+            await self.loop.run()
+            return
         log.info("Caches synced; starting scrape workers", extra={"workers": workers})
         async with trio.open_nursery() as nursery:
-            await nursery.start(pool.run)
-            await pool.wait_started()
+            await nursery.start(scraper.run)
+            await scraper.wait_started()
             await self.loop.run()
 
     def _configure(self, index: int) -> Configure:

@@ -88,7 +88,7 @@ class ScrapeLoop:
         cycle_timeout: float | None = None,
         node_filter: Callable[[NodeInfo], bool] | None = None,
         time_ns: Callable[[], int] = time.time_ns,
-        ingest: Callable[[Any], Callable[[Any], object]] = _add_batches,
+        ingest: Callable[[Any], Callable[[Any], object]] | None = None,
         after_publish: Callable[[], Awaitable[object]] | None = None,
     ) -> None:
         """`ingest(storage_cycle)` is the `on_batch` given to the scraper for that cycle (default:
@@ -104,7 +104,7 @@ class ScrapeLoop:
         self._metrics = metrics
         self._node_filter = node_filter
         self._time_ns = time_ns
-        self._ingest = ingest
+        self._ingest = _add_batches if ingest is None else ingest
         self._after_publish = after_publish
         self.last_tick_start: float | None = None
         self.last_tick_duration: float | None = None

@@ -388,46 +388,56 @@ class _WorkerCollector(Collector):
         self._handles = handles
 
     def collect(self) -> Iterable[Metric]:
-        prefix = "metrics_server_scrape_worker"
-        up = GaugeMetricFamily(f"{prefix}_up", "Whether the scrape worker is running.", labels=["worker"])
-        restarts = CounterMetricFamily(
-            f"{prefix}_restarts", "Times the scrape worker was restarted.", labels=["worker"]
-        )
-        nodes = GaugeMetricFamily(
-            f"{prefix}_nodes", "Nodes assigned to the scrape worker.", labels=["worker"]
-        )
-        cpu = CounterMetricFamily(
-            f"{prefix}_cpu_seconds",
-            "User and system CPU time of the scrape worker process, as of its last cycle.",
-            labels=["worker"],
-        )
-        rss = GaugeMetricFamily(
-            f"{prefix}_resident_memory_bytes", "Resident memory of the scrape worker.", labels=["worker"]
-        )
-        pss = GaugeMetricFamily(
-            f"{prefix}_proportional_memory_bytes",
-            "Proportional set size of the scrape worker (shared pages divided among their users).",
-            labels=["worker"],
-        )
-        duration = GaugeMetricFamily(
-            f"{prefix}_cycle_duration_seconds",
-            "Time the scrape worker took for its last cycle.",
-            labels=["worker"],
-        )
-        received = CounterMetricFamily(
-            f"{prefix}_received_bytes",
-            "Bytes of messages received from the scrape worker.",
-            labels=["worker"],
-        )
-        for h in self._handles:
-            label = [str(h.index)]
-            up.add_metric(label, 1.0 if h.ready else 0.0)
-            restarts.add_metric(label, h.restarts)
-            nodes.add_metric(label, h.nodes)
-            received.add_metric(label, h.received_bytes)
-            if h.stats is not None:
-                cpu.add_metric(label, h.stats.cpu_seconds)
-                rss.add_metric(label, h.stats.resident_bytes)
-                pss.add_metric(label, h.stats.proportional_bytes)
-                duration.add_metric(label, h.stats.duration_s)
-        return (up, restarts, nodes, cpu, rss, pss, duration, received)
+        families = []
+        for kind, suffix, text, value in _WORKER_FAMILIES:
+            family = kind(f"metrics_server_scrape_worker_{suffix}", text, labels=["worker"])
+            for handle in self._handles:
+                number = value(handle)
+                if number is not None:
+                    family.add_metric([str(handle.index)], number)
+            families.append(family)
+        return families
+
+
+def _stat(field: str) -> Callable[[_Handle], float | None]:
+    return lambda h: None if h.stats is None else float(getattr(h.stats, field))
+
+
+_WORKER_FAMILIES: tuple[
+    tuple[type[GaugeMetricFamily | CounterMetricFamily], str, str, Callable[[_Handle], float | None]], ...
+] = (
+    (GaugeMetricFamily, "up", "Whether the scrape worker is running.", lambda h: 1.0 if h.ready else 0.0),
+    (CounterMetricFamily, "restarts", "Times the scrape worker was restarted.", lambda h: h.restarts),
+    (GaugeMetricFamily, "nodes", "Nodes assigned to the scrape worker.", lambda h: h.nodes),
+    (
+        CounterMetricFamily,
+        "cpu_seconds",
+        "User and system CPU time of the scrape worker process, as of its last cycle.",
+        _stat("cpu_seconds"),
+    ),
+    (
+        GaugeMetricFamily,
+        "resident_memory_bytes",
+        "Resident memory of the scrape worker.",
+        _stat("resident_bytes"),
+    ),
+    (
+        GaugeMetricFamily,
+        "proportional_memory_bytes",
+        "Proportional set size of the scrape worker (shared pages divided among their users).",
+        _stat("proportional_bytes"),
+    ),
+    (
+        GaugeMetricFamily,
+        "cycle_duration_seconds",
+        "Time the scrape worker took for its last cycle.",
+        _stat("duration_s"),
+    ),
+    (
+        CounterMetricFamily,
+        "received_bytes",
+        "Bytes of messages received from the scrape worker.",
+        lambda h: h.received_bytes,
+    ),
+)
+"""(family type, name after `metrics_server_scrape_worker_`, help, value of a worker or None)."""
