@@ -43,7 +43,8 @@ from prometheus_client.registry import Collector
 
 from metrics_server.kube.objects import NodeInfo
 from metrics_server.scrape.batch import ScrapeError
-from metrics_server.scrape.scraper import RequestRecorder, ScrapeResult
+from metrics_server.scrape.kubelet import describe_cause
+from metrics_server.scrape.scraper import InternalScrapeError, RequestRecorder, ScrapeResult
 from metrics_server.shard import protocol as p
 from metrics_server.shard.ring import HashRing
 
@@ -85,6 +86,8 @@ class _Cycle:
     """The worker's `Done.failed`; None while no `Done` came."""
     lost: str = ""
     """Why the cycle ended without `Done` (the worker exited or was killed)."""
+    errors: dict[str, ScrapeError] = field(default_factory=dict)
+    """Nodes whose result arrived but could not be stored."""
     open: bool = True
 
 
@@ -243,8 +246,16 @@ class WorkerPool:
             if name not in cycle.names or name in cycle.received:
                 continue  # not this worker's node this cycle, or a second result: ignored
             cycle.received.add(name)
-            if cycle.on_batch is not None:
+            if cycle.on_batch is None:
+                continue
+            try:
                 cycle.on_batch(result)
+            except Exception as exc:
+                # Storing the node's usages failed (a bug): this node only, as in `Scraper`.
+                log.exception("Storing a scrape worker's result failed", extra={"node": name})
+                error = InternalScrapeError(f"internal error storing the result: {describe_cause(exc)}")
+                error.__cause__ = exc
+                cycle.errors[name] = error
 
     async def _done(self, handle: _Handle, message: p.Done) -> None:
         handle.stats = message.stats
@@ -317,6 +328,7 @@ class WorkerPool:
                 why = cycle.lost or self._stuck(handle)
             for name in cycle.names - cycle.received:
                 failed.setdefault(name, WorkerUnavailableError(why))
+            failed.update(cycle.errors)
         return ScrapeResult([], failed)
 
     async def _start_cycle(

@@ -391,3 +391,31 @@ async def test_a_worker_that_cannot_start_fails_its_nodes_and_is_retried(
     starts = [r for r in caplog.records if r.getMessage() == "Scrape worker failed to start"]
     assert len(starts) == 1 and "missing" in starts[0].err  # type: ignore[attr-defined]
     assert pool.restarts() == [1]
+
+
+async def test_a_result_that_cannot_be_stored_fails_its_node_only(
+    ca: trustme.CA, kubeconfig: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    cluster = Cluster(ca, 3)
+    stored: list[str] = []
+
+    def on_batch(result: p.NodeResult) -> None:
+        if result.node == "n1":
+            raise KeyError("a bug")
+        stored.append(result.node)
+
+    async with trio.open_nursery() as nursery:
+        await cluster.start(nursery)
+        pool = WorkerPool(1, configure(kubeconfig), request_timeout=5.0)
+        await nursery.start(pool.run)
+        await pool.wait_started()
+        result = await pool.scrape(cluster.nodes(), trio.current_time() + 5.0, on_batch)
+        nursery.cancel_scope.cancel()
+    assert sorted(stored) == ["n0", "n2"]
+    assert {name: str(error) for name, error in result.failed.items()} == {
+        "n1": "internal error storing the result: KeyError: 'a bug'"
+    }
+    assert pool.restarts() == [0]
+    assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == [
+        "Storing a scrape worker's result failed"
+    ]
