@@ -295,9 +295,7 @@ class _Scraping:
         await caches.wait_synced()
         if on_synced is not None:
             on_synced()
-        self.workers = workers = self._options.shard.workers(
-            len(list(caches.nodes.list())), len(os.sched_getaffinity(0))
-        )
+        self.workers = workers = self._options.shard.workers(len(list(caches.nodes.list())), _cpus())
         timeout = c.kubelet.request_timeout
         scraper: Scraper | WorkerPool
         if workers == 0:
@@ -341,6 +339,13 @@ class _Scraping:
             log_format=options.logging.format,
             verbosity=options.logging.verbosity,
         )
+
+
+def _cpus() -> int:
+    """The CPUs this process may run on (its affinity mask; the CPU count where there is none)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 async def _release_memory() -> None:
