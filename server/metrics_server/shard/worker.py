@@ -47,8 +47,10 @@ from metrics_server.storage.store import Cycle, Storage
 
 log = logging.getLogger(__name__)
 
-RESULTS_PER_FRAME = 50
-"""Nodes per `Results` frame: ~100 KB at 30 pods per node, decoded by the server in ~1 ms."""
+RESULTS_PER_FRAME = 20
+"""Nodes per `Results` frame: ~50 KB at 30 pods per node, which the serving process decodes and
+stores in one event-loop step of ~1 ms (`tests/server/shard/bench_protocol.py`: 250 frames at
+5000 nodes cost the same in all as 100 frames of 50 nodes, in steps of half the length)."""
 EXIT_CONFIG = 2
 EXIT_PROTOCOL = 3
 
