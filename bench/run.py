@@ -73,7 +73,41 @@ _APISERVER_LINE = re.compile(r"apiserver:\s+(https://\S+)")
 _KUBELET_LINE = re.compile(r"kubelets:\s+https://[^\s,]+:(\d+)")
 
 
+SLOW_STEPS_SERVER_MAIN = """
+import os, sys, time, trio
+import metrics_server.app as app
+limit = float(os.environ["BENCH_SLOW_STEP_MS"]) / 1000
+
+class SlowSteps(trio.abc.Instrument):
+    def before_task_step(self, task):
+        self.started = time.perf_counter()
+    def after_task_step(self, task):
+        took = time.perf_counter() - self.started
+        if took >= limit:
+            frame, coro = None, task.coro
+            while coro is not None:
+                frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None) or frame
+                coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+            where = f"{frame.f_code.co_filename.rsplit('/', 2)[-1]}:{frame.f_lineno}" if frame else "?"
+            line = f"SLOW-STEP {took * 1000:.1f} ms task={task.name} suspended at {where}"
+            print(line, file=sys.stderr, flush=True)
+
+serve = app.serve
+async def traced(*args, **kwargs):
+    trio.lowlevel.add_instrument(SlowSteps())
+    await serve(*args, **kwargs)
+app.serve = traced
+from metrics_server.cli import main
+sys.exit(main())
+"""
+"""With `BENCH_SLOW_STEP_MS` set: the server logs every event-loop step of the serving process
+that took at least that long, with the task and where it suspended (run with `--keep` to read
+the log). A diagnostic: its own overhead is a clock read per step."""
+
+
 def _server_main() -> str:
+    if os.environ.get("BENCH_SLOW_STEP_MS"):
+        return SLOW_STEPS_SERVER_MAIN
     return TRACED_SERVER_MAIN if os.environ.get("BENCH_TRACEMALLOC_DIR") else SERVER_MAIN
 
 
