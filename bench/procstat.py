@@ -1,7 +1,11 @@
 """Process CPU and memory from /proc (Linux), read from outside the measured process.
 
 `ProcSample.read(pid)` raises `ProcessGone` when the process has exited; CPU is user + system
-time of the process itself (threads included, children not).
+time of the process itself (threads included, children not). `ProcSample.read_tree(pid)` is the
+process and all its descendants (the server and its scrape workers): CPU of every live process plus
+what the reaped children used (`cutime`/`cstime` of their parents), RSS and PSS summed. PSS
+(`/proc/<pid>/smaps_rollup`) divides each shared page among the processes mapping it, so the sum
+is the memory the tree really holds; summed RSS counts shared pages once per process.
 """
 
 from __future__ import annotations
@@ -20,12 +24,56 @@ class ProcessGone(RuntimeError):
 
 @dataclass(frozen=True, slots=True)
 class ProcSample:
-    """One reading: monotonic wall time, CPU seconds so far, RSS and peak RSS (MiB)."""
+    """One reading: monotonic wall time, CPU seconds so far, RSS and peak RSS (MiB); for a tree,
+    the sums, PSS, and the number of processes."""
 
     wall: float
     cpu_s: float
     rss_mib: float
     hwm_mib: float
+    pss_mib: float = 0.0
+    processes: int = 1
+    pss_by_process: tuple[float, ...] = ()
+    """PSS of each process of a tree (MiB), the root first, then by pid."""
+
+    @classmethod
+    def read_tree(cls, pid: int) -> ProcSample:
+        """`pid` and every descendant (scanned from /proc); raises `ProcessGone` if `pid` exited."""
+        root = cls.read(pid)
+        children: dict[int, list[int]] = {}
+        reaped = 0.0
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry}/stat", "rb") as f:
+                    stat = f.read()
+            except OSError:
+                continue
+            fields = stat[stat.rindex(b")") + 2 :].split()
+            children.setdefault(int(fields[1]), []).append(int(entry))
+        tree, queue = [], [pid]
+        while queue:
+            current = queue.pop()
+            tree.append(current)
+            queue.extend(children.get(current, ()))
+        cpu = rss = hwm = pss = 0.0
+        count = 0
+        each: list[float] = []
+        for member in [pid, *sorted(tree[1:])]:
+            try:
+                sample = root if member == pid else cls.read(member)
+                reaped += _reaped_children_cpu(member)
+                own = _pss_mib(member)
+            except (ProcessGone, OSError):
+                continue
+            pss += own
+            each.append(round(own, 1))
+            count += 1
+            cpu += sample.cpu_s
+            rss += sample.rss_mib
+            hwm += sample.hwm_mib
+        return cls(root.wall, cpu + reaped, rss, hwm, pss, count, tuple(each))
 
     @classmethod
     def read(cls, pid: int) -> ProcSample:
@@ -54,6 +102,21 @@ class ProcSample:
         usage = resource.getrusage(resource.RUSAGE_SELF)
         peak = usage.ru_maxrss / 1024
         return cls(time.monotonic(), usage.ru_utime + usage.ru_stime, peak, peak)
+
+
+def _reaped_children_cpu(pid: int) -> float:
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        stat = f.read()
+    fields = stat[stat.rindex(b")") + 2 :].split()
+    return (int(fields[13]) + int(fields[14])) / _CLK_TCK
+
+
+def _pss_mib(pid: int) -> float:
+    with open(f"/proc/{pid}/smaps_rollup", "rb") as f:
+        for line in f:
+            if line.startswith(b"Pss:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
 
 
 def machine_busy_s() -> tuple[float, float]:

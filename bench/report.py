@@ -40,12 +40,19 @@ class Goal:
     value: Callable[[dict[str, Any]], float]
 
 
+def _pss(s: dict[str, Any]) -> float:
+    """Memory of all the server's processes (PSS summed); RSS for results recorded before PSS."""
+    return float(s.get("server_pss_mib_max", s["server_rss_mib_max"]))
+
+
+# Issue 15's goals (CPU and memory: the server's processes together).
 GOALS = (
-    Goal(100, 70, "server CPU average", 0.03, "cores", lambda s: s["server_cores_avg"]),
-    Goal(100, 70, "server RSS (max per cycle)", 120, "MiB", lambda s: s["server_rss_mib_max"]),
+    Goal(100, 70, "server CPU average", 0.07, "cores", lambda s: s["server_cores_avg"]),
+    Goal(100, 70, "server memory (PSS, max per cycle)", 120, "MiB", _pss),
     Goal(5000, 30, "cycle duration p99", 10, "s", lambda s: s["cycle_s"]["p99"]),
-    Goal(5000, 30, "server CPU average", 0.5, "cores", lambda s: s["server_cores_avg"]),
-    Goal(5000, 30, "server RSS (max per cycle)", 1024, "MiB", lambda s: s["server_rss_mib_max"]),
+    Goal(5000, 30, "server CPU average", 0.8, "cores", lambda s: s["server_cores_avg"]),
+    Goal(5000, 30, "server memory (PSS, max per cycle)", 1024, "MiB", _pss),
+    Goal(5000, 30, "HPA list p99", 100, "ms", lambda s: s["api"]["hpa"]["p99_ms"]),
     Goal(5000, 30, "all-pods list p99", 1500, "ms", lambda s: s["api"]["kubectl"]["p99_ms"]),
     Goal(5000, 30, "single get p99", 20, "ms", lambda s: s["api"]["get"]["p99_ms"]),
 )

@@ -12,7 +12,8 @@ while the API load (bench.load) runs. Per cycle (one line printed each):
 
 * duration: from the server's `metrics_server_manager_tick_duration_seconds` (the `_sum` delta
   over the `_count` delta between two polls of `/metrics`, so each cycle's own duration);
-* server CPU (cores) and RSS from /proc/<pid>; the simulator's and this harness's CPU too, as
+* server CPU (cores), RSS and PSS from /proc for the server and its children (scrape workers,
+  `ProcSample.read_tree`); the simulator's and this harness's CPU too, as
   they share the machine;
 * kubelet requests ok/failed and stored points from the same `/metrics`.
 
@@ -52,9 +53,62 @@ from bench.procstat import ProcSample, cores, machine_busy_s, raise_nofile_limit
 from bench.promtext import ServerCounters, parse
 
 SERVER_MAIN = "import sys; from metrics_server.cli import main; sys.exit(main())"
+TRACED_SERVER_MAIN = """
+import os, sys, threading, time, tracemalloc
+out, every = os.environ["BENCH_TRACEMALLOC_DIR"], float(os.environ["BENCH_TRACEMALLOC_EVERY"])
+tracemalloc.start(int(os.environ.get("BENCH_TRACEMALLOC_FRAMES", "1")))
+def dump():
+    for n in range(1, 1_000_000):
+        time.sleep(every)
+        tracemalloc.take_snapshot().dump(os.path.join(out, f"serving-{n:03d}.snap"))
+threading.Thread(target=dump, daemon=True).start()
+from metrics_server.cli import main
+sys.exit(main())
+"""
+"""With `BENCH_TRACEMALLOC_DIR` set: the server with tracemalloc on, dumping a snapshot every
+`BENCH_TRACEMALLOC_EVERY` seconds (`bench.tracediff` compares them). Taking one holds the GIL for
+a while: latencies of such a run are not results."""
 _READY_LINE = re.compile(r"kubesim ready in ([\d.]+)s")
 _APISERVER_LINE = re.compile(r"apiserver:\s+(https://\S+)")
 _KUBELET_LINE = re.compile(r"kubelets:\s+https://[^\s,]+:(\d+)")
+
+
+SLOW_STEPS_SERVER_MAIN = """
+import os, sys, time, trio
+import metrics_server.app as app
+limit = float(os.environ["BENCH_SLOW_STEP_MS"]) / 1000
+
+class SlowSteps(trio.abc.Instrument):
+    def before_task_step(self, task):
+        self.started = time.perf_counter()
+    def after_task_step(self, task):
+        took = time.perf_counter() - self.started
+        if took >= limit:
+            frame, coro = None, task.coro
+            while coro is not None:
+                frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None) or frame
+                coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+            where = f"{frame.f_code.co_filename.rsplit('/', 2)[-1]}:{frame.f_lineno}" if frame else "?"
+            line = f"SLOW-STEP {took * 1000:.1f} ms task={task.name} suspended at {where}"
+            print(line, file=sys.stderr, flush=True)
+
+serve = app.serve
+async def traced(*args, **kwargs):
+    trio.lowlevel.add_instrument(SlowSteps())
+    await serve(*args, **kwargs)
+app.serve = traced
+from metrics_server.cli import main
+sys.exit(main())
+"""
+"""With `BENCH_SLOW_STEP_MS` set: the server logs every event-loop step of the serving process
+that took at least that long, with the task and where it suspended (run with `--keep` to read
+the log). A diagnostic: its own overhead is a clock read per step."""
+
+
+def _server_main() -> str:
+    if os.environ.get("BENCH_SLOW_STEP_MS"):
+        return SLOW_STEPS_SERVER_MAIN
+    return TRACED_SERVER_MAIN if os.environ.get("BENCH_TRACEMALLOC_DIR") else SERVER_MAIN
 
 
 class BenchError(RuntimeError):
@@ -217,7 +271,7 @@ class Harness:
     def server_argv(self) -> list[str]:
         kc = self.state / "metrics-server.kubeconfig"
         launcher = (
-            [self.binary] if self.binary else [self.s.server_python or sys.executable, "-c", SERVER_MAIN]
+            [self.binary] if self.binary else [self.s.server_python or sys.executable, "-c", _server_main()]
         )
         return (
             [
@@ -339,7 +393,7 @@ class Harness:
                 )
                 prev = now
                 start = marks = (
-                    ProcSample.read(self.server.process.pid),
+                    ProcSample.read_tree(self.server.process.pid),
                     ProcSample.read(self.sim.process.pid),
                     ProcSample.self(),
                 )
@@ -356,7 +410,7 @@ class Harness:
                     if now.ticks == prev.ticks:
                         continue
                     samples = (
-                        ProcSample.read(self.server.process.pid),
+                        ProcSample.read_tree(self.server.process.pid),
                         ProcSample.read(self.sim.process.pid),
                         ProcSample.self(),
                     )
@@ -384,6 +438,10 @@ class Harness:
             "server_rss_mib_max": round(max(c["server_rss_mib"] for c in self.cycles), 1),
             "server_rss_mib_end": round(end[0].rss_mib, 1),
             "server_rss_mib_peak": round(end[0].hwm_mib, 1),
+            # The server and its scrape workers together (`ProcSample.read_tree`).
+            "server_pss_mib_max": round(max(c["server_pss_mib"] for c in self.cycles), 1),
+            "server_pss_mib_end": round(end[0].pss_mib, 1),
+            "server_processes": end[0].processes,
             "simulator_cores_avg": round(cores(start[1], end[1]), 4),
             "simulator_rss_mib_end": round(end[1].rss_mib, 1),
             "harness_cores_avg": round(cores(start[2], end[2]), 4),
@@ -423,6 +481,8 @@ class Harness:
                 "merged_ticks": ticks,
                 "server_cores": round(cores(marks[0], samples[0]), 4),
                 "server_rss_mib": round(samples[0].rss_mib, 1),
+                "server_pss_mib": round(samples[0].pss_mib, 1),
+                "server_pss_mib_by_process": list(samples[0].pss_by_process),
                 "simulator_cores": round(cores(marks[1], samples[1]), 4),
                 "harness_cores": round(cores(marks[2], samples[2]), 4),
                 "scrape_ok": (now.requests_ok - prev.requests_ok) // ticks,
@@ -435,7 +495,8 @@ class Harness:
             kub = sorted(load.patterns["kubectl"].latencies)
             self.say(
                 f"cycle {cycle['index']}/{self.s.cycles}: tick {duration:.2f}s | server "
-                f"{cycle['server_cores']:.3f} cores {cycle['server_rss_mib']:.0f} MiB | sim "
+                f"{cycle['server_cores']:.3f} cores {cycle['server_rss_mib']:.0f} MiB "
+                f"(PSS {cycle['server_pss_mib']:.0f}) | sim "
                 f"{cycle['simulator_cores']:.2f} cores | kubelets ok {cycle['scrape_ok']} "
                 f"failed {cycle['scrape_failed']} | points {now.node_points}n/{now.container_points}c | "
                 f"get p99 {percentile(lat, 99) * 1e3:.0f}ms, all-pods p99 {percentile(kub, 99) * 1e3:.0f}ms"

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 import signal
-import ssl
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -30,6 +30,7 @@ import prometheus_client
 import trio
 
 from k8s_metrics.kubeconfig import ClusterConnection
+from metrics_server import memory
 from metrics_server.api.app import ApiOptions, create_app
 from metrics_server.api.filters import LibraryHeaders
 from metrics_server.auth.asgi import ASGIApp
@@ -50,12 +51,14 @@ from metrics_server.kube.informer import InformerConfig
 from metrics_server.kube.restmetrics import RestClientMetrics
 from metrics_server.kube.reviews import AccessReviewer, ReviewCacheOptions, TokenReviewer
 from metrics_server.options import NS_PER_SECOND, Options
-from metrics_server.scrape.config import KubeletClientConfig
+from metrics_server.scrape.config import KubeletClientConfig, kubelet_ssl_context
 from metrics_server.scrape.kubelet import KubeletClient
 from metrics_server.scrape.loop import TIMELY_FAILURE_MESSAGE, ScrapeLoop
 from metrics_server.scrape.scraper import Scraper
 from metrics_server.selfmetrics import SelfMetrics
-from metrics_server.storage.store import Storage
+from metrics_server.shard.pool import WorkerPool
+from metrics_server.shard.protocol import PROTOCOL_VERSION, Configure, NodeResult, kubelet_settings
+from metrics_server.storage.store import Cycle, Storage
 
 log = logging.getLogger(__name__)
 
@@ -96,17 +99,6 @@ def build(options: Options) -> Components:
         api=api,
         resolution_s=options.server.metric_resolution_s,
     )
-
-
-def kubelet_ssl_context(config: KubeletClientConfig, apiserver: ClusterConnection) -> ssl.SSLContext | None:
-    """metrics-server reaches kubelets with the apiserver's TLS settings unless a kubelet TLS flag
-    says otherwise: the same CA (in-cluster: the service account's `ca.crt`) and client
-    certificate. None lets the kubelet client build its context from the flags."""
-    if config.insecure_tls or config.certificate_authority or config.client_certificate:
-        return None
-    if config.deprecated_completely_insecure:
-        return None
-    return apiserver.ssl_context
 
 
 def _registry() -> tuple[prometheus_client.CollectorRegistry, Callable[[float], SelfMetrics]]:
@@ -171,18 +163,10 @@ async def serve(
         )
         metrics = make_metrics(c.resolution_s)
         connection_metrics = ConnectionMetrics(registry)
-        scraper = Scraper(
-            kubelets,
-            request_timeout=kubelet_config.request_timeout,
-            max_concurrency=kubelet_config.max_concurrency,
-            metrics=metrics,
-        )
-        loop = ScrapeLoop(
-            scraper=scraper, nodes=caches.nodes, storage=storage, resolution=c.resolution_s, metrics=metrics
-        )
+        scraping = _Scraping(options, c, kubelets, caches, storage, metrics, registry)
         shutting_down = trio.Event()
         health = HealthChecks.standard(
-            metric_collection_timely=lambda: None if loop.collection_timely() else TIMELY_FAILURE_MESSAGE,
+            metric_collection_timely=lambda: None if scraping.timely() else TIMELY_FAILURE_MESSAGE,
             metric_storage_ready=lambda: None if storage.ready() else STORAGE_NOT_READY,
             metric_informer_sync=caches.not_synced_reason,
             metadata_informer_sync=lambda: None if caches.pods_synced else "1 informers not started yet",
@@ -226,7 +210,7 @@ async def serve(
             await nursery.start(auth_source.run)
             urls: list[str] = await nursery.start(serve_until_stopped)
             log.info("Serving securely", extra={"addresses": ",".join(urls)})
-            nursery.start_soon(_scrape_when_synced, caches, loop, on_synced)
+            nursery.start_soon(scraping.run, on_synced)
             if handle_signals:
                 nursery.start_soon(_stop_on_signals, stop)
             task_status.started(urls)
@@ -276,17 +260,108 @@ def _client_for(
     return _Borrowed(shared) if conn is apiserver else make_api_client(conn, metrics=metrics)
 
 
-async def _scrape_when_synced(
-    caches: KubeCaches, loop: ScrapeLoop, on_synced: Callable[[], None] | None
-) -> None:
-    # As metrics-server: scraping starts once both caches are listed. Scraping an empty node list
-    # would publish an empty store, and at 150,000 pods the first pod list competes with the
-    # first scrape for the one core we have (measured in docs/performance.md).
-    await caches.wait_synced()
-    if on_synced is not None:
-        on_synced()
-    log.info("Caches synced; starting the scrape loop")
-    await loop.run()
+class _Scraping:
+    """The scrape side of the server: in this process (a `Scraper` over the shared kubelet
+    client), or in `--scrape-workers` worker processes (`shard.pool.WorkerPool`), decided once the
+    node cache has synced (`auto`: from the node count and the CPUs, `shard.config`). Either way
+    one `ScrapeLoop` ticks and publishes into `storage`, and after each publish the freed memory
+    goes back to the system (`memory.trim`)."""
+
+    def __init__(
+        self,
+        options: Options,
+        components: Components,
+        kubelets: KubeletClient,
+        caches: KubeCaches,
+        storage: Storage,
+        metrics: SelfMetrics,
+        registry: prometheus_client.CollectorRegistry,
+    ) -> None:
+        self._options = options
+        self._components = components
+        self._kubelets = kubelets
+        self._caches = caches
+        self._storage = storage
+        self._metrics = metrics
+        self._registry = registry
+        self.loop: ScrapeLoop | None = None
+        self.workers = 0
+
+    def timely(self) -> bool:
+        return self.loop is None or self.loop.collection_timely()
+
+    async def run(self, on_synced: Callable[[], None] | None) -> None:
+        # As metrics-server: scraping starts once both caches are listed. Scraping an empty node
+        # list would publish an empty store, and at 150,000 pods the first pod list competes with
+        # the first scrape for the one core we have (measured in docs/performance.md).
+        caches, c = self._caches, self._components
+        await caches.wait_synced()
+        if on_synced is not None:
+            on_synced()
+        self.workers = workers = self._options.shard.workers(len(list(caches.nodes.list())), _cpus())
+        timeout = c.kubelet.request_timeout
+        scraper: Scraper | WorkerPool
+        if workers == 0:
+            scraper = Scraper(
+                self._kubelets,
+                request_timeout=timeout,
+                max_concurrency=c.kubelet.max_concurrency,
+                metrics=self._metrics,
+            )
+        else:
+            scraper = WorkerPool(workers, self._configure, request_timeout=timeout, metrics=self._metrics)
+            self._registry.register(scraper.collector())
+        self.loop = ScrapeLoop(
+            scraper=scraper,
+            nodes=caches.nodes,
+            storage=self._storage,
+            resolution=c.resolution_s,
+            metrics=self._metrics,
+            ingest=_add_usages if workers else None,
+            after_publish=_release_memory,
+        )
+        if not isinstance(scraper, WorkerPool):
+            log.info("Caches synced; starting the scrape loop")
+            await self.loop.run()
+            return
+        log.info("Caches synced; starting scrape workers", extra={"workers": workers})
+        async with trio.open_nursery() as nursery:
+            await nursery.start(scraper.run)
+            await scraper.wait_started()
+            await self.loop.run()
+
+    def _configure(self, index: int) -> Configure:
+        options = self._options
+        return Configure(
+            version=PROTOCOL_VERSION,
+            worker=index,
+            kubeconfig=options.server.kubeconfig,
+            kubelet=kubelet_settings(self._components.kubelet),
+            resolution_ns=options.server.metric_resolution_ns,
+            staleness_ns=options.server.staleness_ns,
+            log_format=options.logging.format,
+            verbosity=options.logging.verbosity,
+        )
+
+
+def _cpus() -> int:
+    """The CPUs this process may run on (its affinity mask; the CPU count where there is none)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+async def _release_memory() -> None:
+    # In a thread: at ~1 GiB of heap the walk takes ~20-30 ms, and ctypes lets the event loop
+    # run meanwhile (allocations of Python's small objects do not need the malloc lock).
+    await trio.to_thread.run_sync(memory.trim)
+
+
+def _add_usages(cycle: Cycle) -> Callable[[NodeResult], None]:
+    def add(result: NodeResult) -> None:
+        cycle.add_usages(result.node, result.usage, result.pods, first=result.first)
+
+    return add
 
 
 async def _stop_on_signals(stop: trio.Event) -> None:

@@ -41,6 +41,7 @@ from metrics_server.kube.informer import InformerConfig
 from metrics_server.kube.reviews import ReviewCacheOptions
 from metrics_server.logs import LoggingOptions
 from metrics_server.scrape.config import KubeletClientConfig
+from metrics_server.shard.config import ShardOptions
 
 __all__ = ["NS_PER_SECOND", "Options"]
 
@@ -378,6 +379,7 @@ class Options:
     server: ServerOptions = field(default_factory=ServerOptions)
     generic: GenericOptions = field(default_factory=GenericOptions)
     kubelet: KubeletClientConfig = field(default_factory=KubeletClientConfig)
+    shard: ShardOptions = field(default_factory=ShardOptions)
     informer: InformerConfig = field(default_factory=InformerConfig)
     serving: SecureServingOptions = field(default_factory=SecureServingOptions)
     authentication: AuthenticationOptions = field(default_factory=AuthenticationOptions)

@@ -1,8 +1,8 @@
 """Smoke test of the scale benchmark: the harness runs end to end on a tiny cluster.
 
-Runs `python -m bench run` (simulator and metrics server in their own processes) for 50 nodes x
-10 pods, three 10 s cycles, and checks the result's shape and its exact counts. No performance
-thresholds: CI machines vary; the figures live in docs/performance.md.
+Runs `python -m bench run` (simulator and metrics server, with one scrape worker, in their own
+processes) for 50 nodes x 10 pods, three 10 s cycles, and checks the result's shape and its exact
+counts. No performance thresholds: CI machines vary; the figures live in docs/performance.md.
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 NODES, PODS_PER_NODE, CYCLES = 50, 10, 3
@@ -22,6 +24,9 @@ SUMMARY_KEYS = {
     "server_rss_mib_max",
     "server_rss_mib_end",
     "server_rss_mib_peak",
+    "server_pss_mib_max",
+    "server_pss_mib_end",
+    "server_processes",
     "simulator_cores_avg",
     "simulator_rss_mib_end",
     "harness_cores_avg",
@@ -42,6 +47,8 @@ CYCLE_KEYS = {
     "merged_ticks",
     "server_cores",
     "server_rss_mib",
+    "server_pss_mib",
+    "server_pss_mib_by_process",
     "simulator_cores",
     "harness_cores",
     "scrape_ok",
@@ -65,6 +72,8 @@ def test_harness_end_to_end(tmp_path: Path) -> None:
         f"--cycles={CYCLES}",
         f"--out={out}",
         "--address-prefix=90",
+        # One scrape worker: the harness measures the server's process tree.
+        "--server-arg=--scrape-workers=1",
     ]
     done = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -86,6 +95,8 @@ def test_harness_end_to_end(tmp_path: Path) -> None:
     assert summary["scrape_errors"] == 0
     assert summary["server_cores_avg"] > 0
     assert summary["server_rss_mib_max"] > 0
+    assert summary["server_processes"] == 2  # the serving process and its worker
+    assert 0 < summary["server_pss_mib_max"] <= summary["server_rss_mib_max"]
     assert summary["simulator_cores_avg"] > 0
     assert 0 < summary["cycle_s"]["p50"] <= summary["cycle_s"]["p99"] <= summary["cycle_s"]["max"]
     for name in ("hpa", "kubectl", "get"):
@@ -104,6 +115,9 @@ def test_harness_end_to_end(tmp_path: Path) -> None:
         assert cycle["scrape_failed"] == 0
         assert cycle["node_points"] == NODES
         assert cycle["server_rss_mib"] > 0
+        serving, worker = cycle["server_pss_mib_by_process"]
+        assert serving > 0 and worker > 0
+        assert round(serving + worker, 1) == pytest.approx(cycle["server_pss_mib"], abs=0.2)
 
     table = (out / "results.md").read_text()
     assert f"| {NODES} × {PODS_PER_NODE} | 10 s |" in table

@@ -15,6 +15,7 @@ from metrics_server.auth.requestmetrics import RequestMetrics
 from metrics_server.health import Check, HealthChecks
 from metrics_server.kube.restmetrics import RestClientMetrics
 from metrics_server.scrape.loop import TIMELY_FAILURE_MESSAGE
+from metrics_server.shard.pool import WorkerPool
 
 REPO = Path(__file__).resolve().parents[2]
 DOC = (REPO / "docs" / "operations.md").read_text()
@@ -26,6 +27,7 @@ EXTRA_FLAGS = {
     "--kubelet-max-concurrency",
     "--metric-staleness",
     "--serve-swap",
+    "--scrape-workers",
     "--logtostderr",
     "--alsologtostderr",
 }
@@ -212,11 +214,13 @@ def test_internal_links_point_at_headings() -> None:
 
 
 def served_series() -> set[str]:
-    """Every family and sample name the server's /metrics has (registry as `app.serve` builds it)."""
+    """Every family and sample name the server's /metrics has (registry as `app.serve` builds it,
+    with scrape workers)."""
     registry, make_metrics = app._registry()
     make_metrics(15.0)
     RequestMetrics(registry)
     RestClientMetrics(registry)
+    registry.register(WorkerPool(1, lambda index: NotImplemented, request_timeout=1.0).collector())
     names: set[str] = set()
     for family in registry.collect():
         names.add(family.name)

@@ -19,7 +19,10 @@ from __future__ import annotations
 
 import gc
 import hashlib
+import logging
+import os
 import re
+import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from functools import partial
@@ -153,8 +156,15 @@ def add_pods(cluster: SimCluster) -> None:
     )
 
 
+@pytest.fixture(scope="module", params=[0, 2], ids=["in-process", "2-workers"])
+def workers(request: pytest.FixtureRequest) -> int:
+    """Every test runs against the server scraping in its own process and with two scrape worker
+    processes (`--scrape-workers`): the same answers, the same shutdown (issue 15)."""
+    return int(request.param)
+
+
 @pytest.fixture(scope="module", autouse=True)
-def background(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackThread]:
+def background(tmp_path_factory: pytest.TempPathFactory, workers: int) -> Iterator[StackThread]:
     """Started before the module's first test; stopped (and checked to stop cleanly) after the last."""
     stack = StackThread(
         StackConfig(
@@ -168,11 +178,13 @@ def background(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackThread
             prepare=add_pods,
             broken_nodes=(BROKEN,),
             ready_timeout=READY_TIMEOUT,
+            extra_args=(f"--scrape-workers={workers}",),
         )
     ).start()
     yield stack
     stack.stop()
     assert stack.serve_returned
+    assert worker_processes() == []
 
 
 @pytest.fixture(scope="module")
@@ -435,7 +447,26 @@ def down_cluster(state: Path, policy: Path, port: int = 0, kubelet_port: int = 0
     )
 
 
-async def test_apiserver_down_at_start_then_ready_then_graceful_shutdown(tmp_path: Path) -> None:
+def worker_processes() -> list[int]:
+    """Live scrape worker processes started by this process."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_bytes()
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
+        except OSError:
+            continue
+        parent = int(stat[stat.rindex(b")") + 2 :].split()[1])
+        if parent == os.getpid() and b"metrics_server.shard.worker" in cmdline:
+            found.append(int(entry))
+    return found
+
+
+async def test_apiserver_down_at_start_then_ready_then_graceful_shutdown(
+    tmp_path: Path, workers: int, caplog: pytest.LogCaptureFixture
+) -> None:
     """Issue 4 at the whole-server level, then the shutdown contract of `serve(stop=...)`:
 
     1. the kube-apiserver's port is closed: `serve()` starts anyway (with
@@ -447,6 +478,7 @@ async def test_apiserver_down_at_start_then_ready_then_graceful_shutdown(tmp_pat
        is closed, and no task is left behind.
     """
     tasks_at_start = trio.lowlevel.current_statistics().tasks_living
+    caplog.set_level(logging.INFO, logger="metrics_server.shard.pool")
     state = tmp_path / "sim"
     policy = policy_with_health_reader(tmp_path / "policy.yaml")
     # A first run writes the cluster's files (CAs, kubeconfigs, front-proxy pair) and picks the
@@ -467,7 +499,11 @@ async def test_apiserver_down_at_start_then_ready_then_graceful_shutdown(tmp_pat
             first,
             DOWN_SERVER_HOST,
             cert_dir,
-            [f"--authorization-kubeconfig={authz_kubeconfig}", "--authentication-tolerate-lookup-failure"],
+            [
+                f"--authorization-kubeconfig={authz_kubeconfig}",
+                "--authentication-tolerate-lookup-failure",
+                f"--scrape-workers={workers}",
+            ],
         )
         stop = trio.Event()
         responses: dict[str, httpx.Response | Exception] = {}
@@ -545,8 +581,17 @@ async def test_apiserver_down_at_start_then_ready_then_graceful_shutdown(tmp_pat
             with pytest.raises(httpx.ConnectError):
                 await late.get("/readyz")
         nursery.cancel_scope.cancel()
-    # Nothing escaped into system tasks (threads from trio.to_thread are not tasks).
+    # Nothing escaped into system tasks (threads from trio.to_thread are not tasks), and no
+    # scrape worker process outlived serve() (the module's background stack, in another thread,
+    # has its own).
     assert trio.lowlevel.current_statistics().tasks_living == tasks_at_start
+    started = [
+        r.pid  # type: ignore[attr-defined]
+        for r in caplog.records
+        if r.getMessage() == "Scrape worker ready" and r.threadName == threading.current_thread().name
+    ]
+    assert len(started) == workers
+    assert [pid for pid in started if os.path.exists(f"/proc/{pid}")] == []  # noqa: ASYNC240
 
 
 # --- 1. every endpoint, raw, as kube-aggregator calls it ----------------------------------------
@@ -920,11 +965,39 @@ def test_health_without_credentials(stack: StackThread, server_ca: bytes) -> Non
             assert (anonymous.get(f"/{root}").status_code, anonymous.get(f"/{root}").text) == (200, "ok")
 
 
-def test_self_metrics(agg: httpx.Client, truth: GroundTruth) -> None:
+WORKER_FAMILIES = {
+    "metrics_server_scrape_worker_up": "gauge",
+    "metrics_server_scrape_worker_restarts": "counter",
+    "metrics_server_scrape_worker_nodes": "gauge",
+    "metrics_server_scrape_worker_cpu_seconds": "counter",
+    "metrics_server_scrape_worker_resident_memory_bytes": "gauge",
+    "metrics_server_scrape_worker_proportional_memory_bytes": "gauge",
+    "metrics_server_scrape_worker_cycle_duration_seconds": "gauge",
+    "metrics_server_scrape_worker_received_bytes": "counter",
+}
+
+
+def test_self_metrics(agg: httpx.Client, truth: GroundTruth, workers: int) -> None:
     r = agg.get("/metrics", headers=MASTERS)
     assert (r.status_code, r.headers["content-type"]) == (200, "text/plain; version=0.0.4; charset=utf-8")
     families = {f.name: f for f in text_string_to_metric_families(r.text)}
     ours = {name: f.type for name, f in families.items() if name.startswith("metrics_server_")}
+    if workers:
+        # Per worker: up, nodes shared out (4 in all), its own CPU and memory.
+        assert {name: ours.pop(name) for name in WORKER_FAMILIES} == WORKER_FAMILIES
+        per_worker = {
+            name: {
+                s.labels["worker"]: s.value for s in families[name].samples if not s.name.endswith("_created")
+            }
+            for name in WORKER_FAMILIES
+        }
+        assert per_worker["metrics_server_scrape_worker_up"] == {"0": 1.0, "1": 1.0}
+        assert per_worker["metrics_server_scrape_worker_restarts"] == {"0": 0.0, "1": 0.0}
+        assert sum(per_worker["metrics_server_scrape_worker_nodes"].values()) == len(truth.nodes)
+        assert all(v > 0 for v in per_worker["metrics_server_scrape_worker_cpu_seconds"].values())
+        assert all(
+            v > 1 << 20 for v in per_worker["metrics_server_scrape_worker_resident_memory_bytes"].values()
+        )
     assert ours == {
         "metrics_server_api_metric_freshness_seconds": "histogram",
         "metrics_server_kubelet_last_request_time_seconds": "gauge",

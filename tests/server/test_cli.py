@@ -203,3 +203,18 @@ def test_main_hands_options_to_the_runner() -> None:
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--version"]) == 0
     assert capsys.readouterr().out == "metrics-server 0.1.0\n"
+
+
+@pytest.mark.parametrize(("value", "parsed"), [("auto", -1), ("0", 0), ("3", 3)])
+def test_scrape_workers(value: str, parsed: int) -> None:
+    assert parse_options([f"--scrape-workers={value}"]).shard.scrape_workers == parsed
+    assert parse_options([]).shard.scrape_workers == -1  # auto by default
+
+
+@pytest.mark.parametrize(
+    ("value", "why"), [("-1", "must not be negative"), ("two", "expected a count or auto")]
+)
+def test_scrape_workers_refused(value: str, why: str) -> None:
+    with pytest.raises(FlagError) as info:
+        parse_options([f"--scrape-workers={value}"])
+    assert str(info.value) == f'invalid argument "{value}" for "--scrape-workers" flag: {why}'

@@ -12,7 +12,9 @@ carrying a `TLSContextSource` under `CONFIG_ATTR` it:
 2. does the handshake itself (hypercorn's later `do_handshake()` is then a no-op) and logs a
    failure, e.g. a client certificate from an unknown CA;
 3. gives the connection its own state dict holding a `PeerTLS` under `PEER_STATE_KEY`;
-4. makes two per-request costs of hypercorn's connection handling per-connection ones (same
+4. writes large responses in pieces of `MAX_TLS_WRITE`, and frees what the connection held when
+   it ends (`_let_go`; both for memory the collector does not see);
+5. makes two per-request costs of hypercorn's connection handling per-connection ones (same
    behaviour, measured with tests/server/auth/bench_request.py):
    * the keep-alive (idle) timer: hypercorn cancels its idle task when a request starts and
      spawns a new one (lock, cancel scope, `nursery.start`) when it ends, ~150 us of CPU per
@@ -33,10 +35,12 @@ patch is harmless to other hypercorn servers in the process.
 
 Internals relied on (checked by `install()`, and end to end by tests/server/auth): the module
 attribute `hypercorn.trio.run.TCPServer`, its constructor signature, its `stream`, `config`,
-`state`, `context` and `idle_task` attributes (the idle task is only ever driven through
-`restart(task_group, action)` and `stop()`), `protocol_send`, `_initiate_server_close`, `_close`,
-`_read_data`, `MAX_RECV`, the task group's `spawn` and `_nursery`, and the `H11Protocol`/`H2Protocol`
-constructors (`auth.connection`).
+`state`, `context`, `idle_task`, `send_lock` and `protocol` attributes (and that it, like trio's
+SSLStream, keeps its state in its instance `__dict__`: `_let_go`) (the idle task is only ever
+driven through `restart(task_group, action)` and `stop()`), `protocol_send` (whose `RawData`
+branch `_send_in_pieces` repeats), `_initiate_server_close`, `_close`, `_read_data`, `MAX_RECV`,
+the task group's `spawn` and `_nursery`, and the `H11Protocol`/`H2Protocol` constructors
+(`auth.connection`).
 """
 
 from __future__ import annotations
@@ -86,6 +90,16 @@ _EXPECTED_METHODS = (
 _TLS_VERSIONS = {"TLSv1.2": 0x0303, "TLSv1.3": 0x0304}
 _TASK_GROUP_NURSERY = "_nursery"
 """hypercorn's `TaskGroup` keeps its trio nursery here (checked by `install()`)."""
+MAX_TLS_WRITE = 128 * 1024
+"""Largest piece of a response written to the TLS stream at once. OpenSSL's outgoing memory BIO
+(trio's SSLStream) grows to the largest single write and never shrinks, in native memory the
+garbage collector does not see, and a closed connection's stream is freed only by a full
+collection (trio's SSLStream is in a reference cycle), which the server's thresholds make rare.
+With whole responses written at once, each closed connection kept a buffer as large as its
+largest response (a 1-6 MB /metrics body, a 7 MB part of a pod list) for minutes: the serving
+process grew ~4.5 KB per node per cycle from /metrics reads alone (docs/performance.md, round 3).
+In 128 KB pieces a dead connection keeps ~0.2 MB at most, and a large body costs a few more
+steps (~30 us each)."""
 
 
 class TLSContextSource(Protocol):
@@ -185,11 +199,27 @@ class PeerCertTCPServer(TCPServer):
         if type(timer) is not _IdleTimer:  # hypercorn's own path (`run` did not take ours)
             await super().protocol_send(event)
             return
-        if type(event) is RawData and not event.data:
-            return
+        if type(event) is RawData:
+            if not event.data:
+                return
+            if len(event.data) > MAX_TLS_WRITE:
+                await self._send_in_pieces(event.data)
+                return
         await super().protocol_send(event)
         if type(event) is Closed:
             timer.closed()
+
+    async def _send_in_pieces(self, data: bytes) -> None:
+        """hypercorn's `RawData` branch of `protocol_send`, writing at most `MAX_TLS_WRITE` bytes
+        at a time (under the send lock throughout, so that HTTP/2 frames never interleave)."""
+        view = memoryview(data)
+        async with self.send_lock:
+            try:
+                with trio.CancelScope(shield=True):
+                    for start in range(0, len(view), MAX_TLS_WRITE):
+                        await self.stream.send_all(view[start : start + MAX_TLS_WRITE])
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                await self.protocol.handle(Closed())
 
     async def run(self) -> None:
         source: TLSContextSource | None = getattr(self.config, CONFIG_ATTR, None)
@@ -200,12 +230,16 @@ class PeerCertTCPServer(TCPServer):
         transport = self.stream.transport_stream
         peer = _peer(transport)  # now: a closed socket no longer knows it
         self._stage = "tls"
+        listener_stream = self.stream
         try:
             await self._serve(source, transport, policy)
         except* Exception as group:
             # Containment (auth.connection): this connection ends here, nothing else does.
             policy.connection_failed(peer, self._stage, group)
             await trio.aclose_forcefully(self.stream)
+        finally:
+            ours = vars(self).get("stream")
+            _let_go(self, *([ours] if ours is not None and ours is not listener_stream else []))
 
     async def _serve(
         self, source: TLSContextSource, transport: trio.SocketStream, policy: ConnectionPolicy
@@ -297,6 +331,22 @@ class PeerCertTCPServer(TCPServer):
         if isinstance(protocol, TLSH11Protocol) and protocol.failed:
             await linger(self.stream)
         await super()._close()
+
+
+def _let_go(*finished: object) -> None:
+    """Drop every attribute of a finished connection's objects (the hypercorn server object and
+    our TLS stream), so that what they hold is freed now, by refcount. (The stream hypercorn made,
+    unused, is closed by trio's listener code after this; it never held buffers.)
+
+    Each is in a reference cycle: hypercorn's TCPServer through its protocol (which holds its
+    bound `protocol_send`) and its idle task, trio's SSLStream through its handshake `_Once`
+    (which holds its bound `_do_handshake`). Unreachable cycles wait for a full collection, which
+    the server's thresholds make rare, and a TLS stream holds native memory the collector does not
+    see (OpenSSL's SSL object and memory BIOs): the serving process grew ~4.5 KB per node per
+    cycle from /metrics reads over new connections until this (docs/performance.md, round 3).
+    """
+    for obj in finished:
+        vars(obj).clear()
 
 
 def _peer(transport: trio.SocketStream) -> str:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import ssl
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import ClassVar, Literal, Protocol
 
 import httpx
 
@@ -237,6 +237,22 @@ class KubeletClientConfig:
                     f"--kubelet-request-timeout ({self.request_timeout:g}s) must not exceed 90% of "
                     f"--metric-resolution ({metric_resolution_ns / NS_PER_SECOND:g}s)",
                 )
+
+
+class _HasSSLContext(Protocol):
+    @property
+    def ssl_context(self) -> ssl.SSLContext: ...
+
+
+def kubelet_ssl_context(config: KubeletClientConfig, apiserver: _HasSSLContext) -> ssl.SSLContext | None:
+    """metrics-server reaches kubelets with the apiserver's TLS settings unless a kubelet TLS flag
+    says otherwise: the same CA (in-cluster: the service account's `ca.crt`) and client
+    certificate. None lets the kubelet client build its context from the flags."""
+    if config.insecure_tls or config.certificate_authority or config.client_certificate:
+        return None
+    if config.deprecated_completely_insecure:
+        return None
+    return apiserver.ssl_context
 
 
 def build_ssl_context(config: KubeletClientConfig) -> ssl.SSLContext:

@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Collection, Iterable, Iterator
-from typing import Protocol
+from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator
+from typing import Any, Protocol
 
 import trio
 
@@ -41,7 +41,7 @@ TIMELY_FAILURE_MESSAGE = "metric collection didn't finish on time"
 class StorageCycle(Protocol):
     """What the loop needs from `storage.store.Cycle`."""
 
-    def add(self, batch: NodeBatch) -> None: ...
+    def add(self, batch: NodeBatch) -> object: ...
 
     def publish_steps(
         self, failed_nodes: Collection[str], *, now_ns: int | None = None
@@ -57,12 +57,19 @@ class Storage(Protocol):
 
 
 class CycleScraper(Protocol):
+    """`scrape.scraper.Scraper`, or anything that scrapes a cycle elsewhere (scrape workers) and
+    hands each node's result to `on_batch` (what `ingest` makes of the storage cycle)."""
+
     async def scrape(
         self,
         nodes: Iterable[NodeInfo],
         deadline: float,
-        on_batch: Callable[[NodeBatch], None] | None = None,
+        on_batch: Callable[[Any], object] | None = None,
     ) -> ScrapeResult: ...
+
+
+def _add_batches(cycle: StorageCycle) -> Callable[[NodeBatch], object]:
+    return cycle.add
 
 
 class ScrapeLoop:
@@ -81,7 +88,12 @@ class ScrapeLoop:
         cycle_timeout: float | None = None,
         node_filter: Callable[[NodeInfo], bool] | None = None,
         time_ns: Callable[[], int] = time.time_ns,
+        ingest: Callable[[Any], Callable[[Any], object]] | None = None,
+        after_publish: Callable[[], Awaitable[object]] | None = None,
     ) -> None:
+        """`ingest(storage_cycle)` is the `on_batch` given to the scraper for that cycle (default:
+        its `add`, for `NodeBatch`es). `after_publish()` runs after each tick's publish (the
+        wiring releases freed memory there, `metrics_server.memory`)."""
         if resolution <= 0:
             raise ValueError(f"resolution must be positive, got {resolution}")
         self.resolution = resolution
@@ -92,6 +104,8 @@ class ScrapeLoop:
         self._metrics = metrics
         self._node_filter = node_filter
         self._time_ns = time_ns
+        self._ingest = _add_batches if ingest is None else ingest
+        self._after_publish = after_publish
         self.last_tick_start: float | None = None
         self.last_tick_duration: float | None = None
         self.ticks = 0
@@ -134,10 +148,13 @@ class ScrapeLoop:
             if self._node_filter is not None:
                 nodes = [node for node in nodes if self._node_filter(node)]
             cycle = self._storage.begin(self._time_ns())
-            result = await self._scraper.scrape(nodes, start + self.cycle_timeout, on_batch=cycle.add)
+            deadline = start + self.cycle_timeout
+            result = await self._scraper.scrape(nodes, deadline, on_batch=self._ingest(cycle))
             # Staleness of failed nodes' points is judged when the snapshot becomes visible.
             for _ in cycle.publish_steps(frozenset(result.failed), now_ns=self._time_ns()):
                 await trio.lowlevel.checkpoint()
+            if self._after_publish is not None:
+                await self._after_publish()
             node_points, container_points = self._storage.points()
             if self._metrics is not None:
                 self._metrics.set_storage_points(node_points, container_points)

@@ -63,7 +63,6 @@ import trio
 from metrics_server.kube.objects import NodeInfo
 from metrics_server.scrape.batch import NodeBatch, ScrapeError
 from metrics_server.scrape.kubelet import KubeletTimeoutError, describe_cause
-from metrics_server.selfmetrics import SelfMetrics
 
 logger = logging.getLogger(__name__)
 
@@ -82,6 +81,16 @@ class NodeClient(Protocol):
     async def scrape(self, node: NodeInfo) -> NodeBatch: ...
 
     async def retain(self, names: Collection[str]) -> list[str]: ...
+
+
+class RequestRecorder(Protocol):
+    """What the scraper reports per kubelet request (`selfmetrics.SelfMetrics` has these)."""
+
+    def record_kubelet_request(
+        self, node: str, *, success: bool, duration_s: float | None, now_unix_s: float
+    ) -> None: ...
+
+    def forget_nodes(self, nodes: Iterable[str]) -> None: ...
 
 
 class InternalScrapeError(ScrapeError):
@@ -105,7 +114,7 @@ class _Cycle:
     schedule: Iterator[_Slot]
     """Shared by the workers: each `next()` hands the next node to exactly one of them."""
     deadline: float
-    on_batch: Callable[[NodeBatch], None] | None = None
+    on_batch: Callable[[NodeBatch], object] | None = None
     batches: dict[str, NodeBatch] = field(default_factory=dict)
     failed: dict[str, ScrapeError] = field(default_factory=dict)
     requested: set[str] = field(default_factory=set)
@@ -132,7 +141,7 @@ class Scraper:
         *,
         request_timeout: float,
         max_concurrency: int,
-        metrics: SelfMetrics | None = None,
+        metrics: RequestRecorder | None = None,
         jitter: Callable[[float], float] | None = None,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
@@ -154,7 +163,7 @@ class Scraper:
         self,
         nodes: Iterable[NodeInfo],
         deadline: float,
-        on_batch: Callable[[NodeBatch], None] | None = None,
+        on_batch: Callable[[NodeBatch], object] | None = None,
     ) -> ScrapeResult:
         """Scrape every node (the first of duplicate names): no request starts after `deadline`
         (trio clock), and requests in flight then may finish within their own timeout, up to

@@ -84,12 +84,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from itertools import islice
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from metrics_server.scrape.batch import NodeBatch, PodKey, Point
 from metrics_server.storage.snapshot import ContainerUsageTuple, DictSnapshot, NodeUsage, PodUsageTuple
 
-__all__ = ["FRESH_CONTAINER_MIN_AGE_NS", "PUBLISH_STEP_PODS", "Cycle", "Storage"]
+__all__ = ["FRESH_CONTAINER_MIN_AGE_NS", "PUBLISH_STEP_PODS", "Cycle", "NodeResult", "Storage"]
 
 logger = logging.getLogger(__name__)
 
@@ -122,11 +122,26 @@ class _NodeState(NamedTuple):
     node_last: Point | None
     node_prev: Point | None
     node_usage: NodeUsage | None
-    pods: dict[PodKey, PodPoints]
-    """Every pod of the latest batch (an out-of-order point is replaced by L)."""
+    pods: dict[PodKey, PodPoints] | dict[PodKey, PodUsageTuple]
+    """Every pod of the latest batch (an out-of-order point is replaced by L). In a usage-only state
+    (`Cycle.add_usages`, `has_points` False) it is `pod_usage` itself: there are no points."""
     pod_usage: dict[PodKey, PodUsageTuple]
     served_containers: int
     """Sum of len(containers) over pod_usage (for points() without a second pass)."""
+    has_points: bool = True
+    """False for a node whose usages were computed elsewhere (`Cycle.add_usages`): its staleness is
+    judged by the usages' timestamps, and a later batch of points starts it afresh."""
+
+
+class NodeResult(NamedTuple):
+    """What one node's batch gave (`Cycle.add`): its usages, for whoever forwards them."""
+
+    node_usage: NodeUsage | None
+    pod_usage: Mapping[PodKey, PodUsageTuple]
+    """Only the pods with a rate; not to be mutated (the store keeps it)."""
+    first: bool
+    """The store held no points for this node before this batch, so only fresh containers can have a
+    rate: an owner of older usages (another store) should keep its own until they go stale."""
 
 
 _Graveyard = list[Mapping[PodKey, PodUsageTuple] | Mapping[str, NodeUsage]]
@@ -245,7 +260,7 @@ def _update_node(
         if node_prev is not None:
             node_usage = _node_usage(node_last, node_prev)
 
-    old_pods = old.pods if old is not None else {}
+    old_pods: dict[PodKey, PodPoints] = old.pods if old is not None and old.has_points else {}  # type: ignore[assignment]
     fresh_min = FRESH_CONTAINER_MIN_AGE_NS
     pods: dict[PodKey, PodPoints] = {}
     pod_usage: dict[PodKey, PodUsageTuple] = {}
@@ -352,12 +367,16 @@ class Storage:
     half-way, nothing of it is published and the previous cycle's points stay.
     """
 
-    def __init__(self, *, staleness_ns: int, resolution_ns: int | None = None) -> None:
+    def __init__(self, *, staleness_ns: int, resolution_ns: int | None = None, serves: bool = True) -> None:
         """`staleness_ns`: how long a failed node's last points stay served (wiring: 2 x resolution).
 
         `resolution_ns`: the scrape interval, the upper bound of metrics-server's fresh-container
         age; when omitted it is taken as ``staleness_ns // 2`` (the wiring default). Raises
         ValueError for a non-positive duration.
+
+        `serves=False` is a store whose usages are served elsewhere (a scrape worker's): `Cycle.add`
+        returns each node's usages and keeps only its points, and its snapshot stays empty (no
+        second copy of the usages, no duplicate-pod reports: whoever merges the usages does that).
         """
         if staleness_ns <= 0:
             raise ValueError(f"staleness_ns must be positive, got {staleness_ns}")
@@ -367,6 +386,7 @@ class Storage:
             raise ValueError(f"resolution_ns must be positive, got {resolution_ns}")
         self._staleness_ns = staleness_ns
         self._fresh_max_age_ns = resolution_ns
+        self._serves = serves
         self._states: dict[str, _NodeState] = {}
         self._graveyard: _Graveyard = []
         self._published = _Published(_Snapshot(self._graveyard, {}, {}), (0, 0), False)
@@ -503,16 +523,19 @@ class Cycle:
         "_base",
         "_containers",
         "_duplicates",
+        "_kept",
         "_nodes",
         "_now_ns",
         "_owner",
         "_pods",
         "_states",
         "_storage",
+        "_storage_made",
     )
 
     def __init__(self, storage: Storage, now_ns: int) -> None:
         self._storage: Storage | None = storage
+        self._storage_made = storage._made
         self._base = storage._states
         self._now_ns = now_ns
         self._states: dict[str, _NodeState] = {}
@@ -522,26 +545,78 @@ class Cycle:
         self._owner: dict[PodKey, str] = {}
         self._duplicates: dict[PodKey, tuple[str, str]] = {}
         self._containers = 0
+        self._kept: set[str] = set()
+        """Nodes added with `first` whose previous usages are kept (as if their scrape failed)."""
 
-    def add(self, batch: NodeBatch) -> None:
-        """Ingest one node scraped OK."""
+    def add(self, batch: NodeBatch) -> NodeResult | None:
+        """Ingest one node scraped OK; its usages (None for a second batch of the node, ignored)."""
         storage = self._live()
         name = batch.node
         if name in self._states:
             logger.warning("node %s: a second batch in one cycle is ignored", name)
-            return
+            return None
         strings = storage._strings
         if len(strings) > _MAX_SHARED_STRINGS:
             strings.clear()  # names of long-gone pods; the live ones are shared again as pods come
+        old = self._base.get(name)
         state = _update_node(
             batch,
-            self._base.get(name),
+            old,
             storage._fresh_max_age_ns,
             storage._staleness_ns,
             strings,
             storage._made,
         )
         batch.pods.clear()
+        result = NodeResult(state.node_usage, state.pod_usage, old is None or not old.has_points)
+        if storage._serves:
+            self._merge(name, state)
+        else:
+            self._states[name] = state._replace(pod_usage={}, served_containers=0)
+        return result
+
+    def add_usages(
+        self,
+        name: str,
+        node_usage: NodeUsage | None,
+        pod_usage: dict[PodKey, PodUsageTuple],
+        *,
+        first: bool = False,
+    ) -> None:
+        """Ingest one node's usages computed elsewhere (a scrape worker's store): what `add` does
+        with a batch, without points. The store takes `pod_usage` over (it must not be mutated).
+
+        `first` (`NodeResult.first` of the other store): when this store still holds usages of the
+        node, it keeps them, as for a failed node, until they go stale or a later cycle brings
+        rates; so a node that moved to another worker, or whose worker restarted, is not missing
+        for the cycle in which its new store has only one point."""
+        self._live()
+        if name in self._states:
+            logger.warning("node %s: a second batch in one cycle is ignored", name)
+            return
+        old = self._base.get(name)
+        if first and old is not None:
+            self._kept.add(name)
+            return
+        if old is not None and old.pod_usage:
+            # Decoded keys are new objects every cycle: the previous cycle's key (and its
+            # namespace and name strings) are kept instead, ~190 bytes less per pod and snapshot.
+            known = {key: key for key in old.pod_usage}
+            pod_usage = {known.get(key, key): usage for key, usage in pod_usage.items()}
+        # The tuples came from elsewhere (a decoder): registered with `Storage._made` like the
+        # store's own, so the collector untracks them on its first pass.
+        made = self._storage_made
+        served = 0
+        for usage in pod_usage.values():
+            containers = usage[2]
+            served += len(containers)
+            made += containers
+            made.append(containers)
+            made.append(usage)
+        made += pod_usage.keys()
+        self._merge(name, _NodeState(None, None, node_usage, pod_usage, pod_usage, served, False))
+
+    def _merge(self, name: str, state: _NodeState) -> None:
         self._states[name] = state
         if state.node_usage is not None:
             self._nodes[name] = state.node_usage
@@ -581,6 +656,8 @@ class Cycle:
         self._storage = None
         cutoff = (self._now_ns if now_ns is None else now_ns) - storage._staleness_ns
         work = 0
+        if self._kept:
+            failed_nodes = self._kept.union(failed_nodes)
         for name in failed_nodes:
             previous = self._base.get(name)
             if name in self._states or previous is None:
@@ -644,26 +721,33 @@ def _retain(state: _NodeState, cutoff_ns: int) -> _NodeState | None:
     """A failed node's state minus points sampled before `cutoff_ns`; None when nothing is left.
 
     A pod goes as a whole once any of its containers' last points is stale (its usage timestamp
-    is its earliest container's sample, so usage and points expire together).
+    is its earliest container's sample, so usage and points expire together). A usage-only state
+    is judged by those usage timestamps (the node's: the sample time of its newer point).
     """
     node_last, node_prev, node_usage = state.node_last, state.node_prev, state.node_usage
-    if node_last is not None and node_last.timestamp_ns < cutoff_ns:
+    node_ts = node_last.timestamp_ns if state.has_points and node_last is not None else None
+    if not state.has_points and node_usage is not None:
+        node_ts = node_usage.timestamp_ns
+    if node_ts is not None and node_ts < cutoff_ns:
         node_last = node_prev = node_usage = None
-    stale = [
-        key
-        for key, points in state.pods.items()
-        if any(row[1] < cutoff_ns for row in points[1:])  # type: ignore[operator]
-    ]
+    if state.has_points:
+        stale = [
+            key
+            for key, points in state.pods.items()
+            if any(row[1] < cutoff_ns for row in points[1:])  # type: ignore[index,operator]
+        ]
+    else:
+        stale = [key for key, usage in state.pod_usage.items() if usage[0] < cutoff_ns]
     if stale:
-        pods = dict(state.pods)
         pod_usage = dict(state.pod_usage)
+        pods: dict[PodKey, Any] = dict(state.pods) if state.has_points else pod_usage
         for key in stale:
-            del pods[key]
+            pods.pop(key, None)
             pod_usage.pop(key, None)
         served = sum(len(u[2]) for u in pod_usage.values())
-        state = _NodeState(node_last, node_prev, node_usage, pods, pod_usage, served)
-    elif node_last is not state.node_last:
+        state = _NodeState(node_last, node_prev, node_usage, pods, pod_usage, served, state.has_points)
+    elif node_usage is not state.node_usage:
         state = state._replace(node_last=None, node_prev=None, node_usage=None)
-    if state.node_last is None and not state.pods:
+    if state.node_last is None and state.node_usage is None and not state.pods:
         return None
     return state

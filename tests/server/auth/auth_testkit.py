@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from metrics_server.auth.asgi import Receive, Scope, Send
+from metrics_server.auth.asgi import ASGIApp, Receive, Scope, Send
 from metrics_server.auth.authn import Authenticator
 from metrics_server.auth.authz import Authorizer
 from metrics_server.auth.middleware import AuthMiddleware
@@ -267,12 +267,13 @@ async def start_server(
     always_allow_paths: Sequence[str] = ("/healthz", "/readyz", "/livez"),
     serving: ServingConfig | None = None,
     reload_trigger: Callable[[], Any] | None = None,
+    inner: ASGIApp = echo_app,
 ) -> Server:
     source = FakeConfigSource(config or pki.auth_config())
     token_reviewer = tokens or FakeTokens()
     access = FakeAccess(policy)
     app = AuthMiddleware(
-        echo_app,
+        inner,
         Authenticator(source, token_reviewer),
         Authorizer(access, always_allow_paths=always_allow_paths),
     )

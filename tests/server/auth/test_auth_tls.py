@@ -3,23 +3,27 @@ certificates, certificate reload and client-CA rotation. Real TLS on 127.0.0.61.
 
 from __future__ import annotations
 
+import gc
 import importlib.metadata
 import inspect
 import logging
 import os
 import ssl
+import weakref
 from pathlib import Path
 
 import httpx
 import hypercorn.trio.run
 import pytest
 import trio
+import trio.testing
 from auth_testkit import HOST, Pki, Poke, echo_app, get, start_server
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 from hypercorn.trio.tcp_server import TCPServer
 
 from metrics_server.auth import peercert
+from metrics_server.auth.asgi import Receive, Scope, Send
 from metrics_server.auth.errors import ServingOptionsError, ShimError
 from metrics_server.auth.serving import ServingConfig, serve_https
 from metrics_server.kube.authconfig import AuthenticationConfig
@@ -90,6 +94,99 @@ def test_install_refuses_an_unknown_tcp_server(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setattr(hypercorn.trio.run, "TCPServer", Other)
     with pytest.raises(ShimError, match="expected hypercorn's TCPServer"):
         peercert.install()
+
+
+BIG_BODY = bytes(range(256)) * 4096 * 3
+"""3 MiB, a /metrics body at a few thousand nodes."""
+
+
+async def big_app(scope: Scope, receive: Receive, send: Send) -> None:
+    if scope["type"] == "lifespan":
+        await echo_app(scope, receive, send)
+        return
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-length", b"%d" % len(BIG_BODY))],
+        }
+    )
+    await send({"type": "http.response.body", "body": BIG_BODY})
+
+
+@pytest.mark.parametrize("http2", [False, True], ids=["http1.1", "h2"])
+async def test_large_responses_are_written_in_pieces(
+    http2: bool, nursery: trio.Nursery, pki: Pki, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """OpenSSL's outgoing buffer grows to the largest single write, and a closed connection's
+    stream is freed only by a full collection (issue 15: the serving process's RSS growth): no
+    write is larger than `MAX_TLS_WRITE`, and the bodies arrive whole (over HTTP/2 too, where
+    the pieces of one frame write must not interleave with another's)."""
+    writes: list[int] = []
+    send_all = trio.SSLStream.send_all
+
+    async def recording(self: trio.SSLStream[trio.abc.Stream], data: bytes | memoryview) -> None:
+        if self.server_side:
+            writes.append(len(data))
+        await send_all(self, data)
+
+    monkeypatch.setattr(trio.SSLStream, "send_all", recording)
+    server = await start_server(nursery, pki, inner=big_app)
+    ctx = pki.client_context(pki.proxy)
+    responses: list[httpx.Response] = []
+    async with (
+        httpx.AsyncClient(verify=ctx, http2=http2, trust_env=False) as client,
+        trio.open_nursery() as requests,
+    ):
+
+        async def fetch() -> None:
+            responses.append(await client.get(server.url + "/big", headers=PROXY_BOB))
+
+        for _ in range(3):  # concurrent, on one connection with HTTP/2
+            requests.start_soon(fetch)
+    assert [(r.status_code, r.content == BIG_BODY) for r in responses] == [(200, True)] * 3
+    assert max(writes) <= peercert.MAX_TLS_WRITE  # HTTP/2 writes frames of 16 KB anyway
+    assert sum(writes) > 3 * len(BIG_BODY)
+
+
+async def test_a_finished_connection_lets_go_without_the_garbage_collector(
+    nursery: trio.Nursery, pki: Pki, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """hypercorn's per-connection server object and trio's TLS stream are each in a reference
+    cycle; once the connection has ended they hold nothing (OpenSSL's objects, the protocol,
+    tasks), so that is freed by refcount at once, not at the next full collection. (Other servers
+    of the test process may have connections open: only this server's objects are looked at.)"""
+    let_go: list[list[weakref.ref[object]]] = []
+    original = peercert._let_go
+
+    def recording(*finished: object) -> None:
+        let_go.append([weakref.ref(obj) for obj in finished])
+        original(*finished)
+
+    monkeypatch.setattr(peercert, "_let_go", recording)
+    server = await start_server(nursery, pki, inner=big_app)
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(2):
+            # `Connection: close`: the server ends the connection itself (one the client just
+            # drops lingers until the keep-alive timeout).
+            headers = (*PROXY_BOB, ("Connection", "close"))
+            response = await get(server, pki, "/big", cert=pki.proxy, headers=headers)
+            assert (response.status_code, response.content == BIG_BODY) == (200, True)
+        # Until the server has seen both connections end (I/O included, hence the cushion).
+        await trio.testing.wait_all_tasks_blocked(cushion=0.05)
+        kinds = [[type(ref()) for ref in refs] for refs in let_go]
+        holding = [vars(obj) for refs in let_go for ref in refs if (obj := ref()) is not None and vars(obj)]
+    finally:
+        gc.enable()
+    # Each connection let go of its server object and its TLS stream (dead, or alive in a cycle
+    # but empty), with the collector off.
+    assert len(kinds) == 2
+    assert all(
+        kind in ([peercert.PeerCertTCPServer, trio.SSLStream], [type(None), type(None)]) for kind in kinds
+    )
+    assert holding == []
 
 
 @pytest.mark.parametrize("http2", [False, True], ids=["http1.1", "h2"])

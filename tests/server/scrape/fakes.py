@@ -94,6 +94,8 @@ class FakeKubelet:
     port: int = 0
     accepted: int = 0
     requests: list[SeenRequest] = field(default_factory=list)
+    request_seen: trio.Event = field(default_factory=trio.Event)
+    """Set once the first request has been read."""
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         listeners = await trio.open_tcp_listeners(0, host=self.host)
@@ -133,6 +135,7 @@ class FakeKubelet:
             target = request.target.decode()
             headers = {k.decode().lower(): v.decode() for k, v in request.headers}
             self.requests.append(SeenRequest(target, headers, cn))
+            self.request_seen.set()
             action = self.routes.get(target, Serve(status=404, body=b"404 page not found\n"))
             if isinstance(action, ResetIfReused):
                 action = Reset() if served else action.then

@@ -1,0 +1,120 @@
+"""`Cycle.add_usages`: usages computed by another store (a scrape worker's) merged and published."""
+
+from __future__ import annotations
+
+from metrics_server.storage.snapshot import NodeUsage, PodUsageTuple
+from metrics_server.storage.store import Storage
+
+NS = 1_000_000_000
+STALENESS = 30 * NS
+
+
+def pod(ts: int, cpu: int) -> PodUsageTuple:
+    return (ts, 15 * NS, (("c", cpu, 1000, None),))
+
+
+def node(ts: int, cpu: int) -> NodeUsage:
+    return NodeUsage(ts, 15 * NS, cpu, 2000, None)
+
+
+def test_usages_are_published_as_given() -> None:
+    storage = Storage(staleness_ns=STALENESS)
+    cycle = storage.begin(100 * NS)
+    cycle.add_usages("n1", node(90 * NS, 5), {("a", "p1"): pod(90 * NS, 1), ("a", "p2"): pod(91 * NS, 2)})
+    cycle.add_usages("n2", None, {("b", "p3"): pod(92 * NS, 3)})
+    cycle.publish(())
+    snap = storage.snapshot()
+    assert dict(snap.nodes) == {"n1": node(90 * NS, 5)}
+    assert dict(snap.pods) == {
+        ("a", "p1"): pod(90 * NS, 1),
+        ("a", "p2"): pod(91 * NS, 2),
+        ("b", "p3"): pod(92 * NS, 3),
+    }
+    assert storage.points() == (1, 3)
+    assert storage.ready()
+
+
+def test_a_first_result_keeps_the_previous_usages_until_they_are_stale() -> None:
+    storage = Storage(staleness_ns=STALENESS)
+    cycle = storage.begin(100 * NS)
+    cycle.add_usages("n1", node(90 * NS, 5), {("a", "p1"): pod(90 * NS, 1)})
+    cycle.publish(())
+    # A new store for n1 (its worker restarted): one point, no rates yet.
+    cycle = storage.begin(110 * NS)
+    cycle.add_usages("n1", None, {}, first=True)
+    cycle.publish((), now_ns=110 * NS)
+    assert dict(storage.snapshot().pods) == {("a", "p1"): pod(90 * NS, 1)}
+    assert dict(storage.snapshot().nodes) == {"n1": node(90 * NS, 5)}
+    # Still first (the worker restarted again) and now older than the staleness: gone.
+    cycle = storage.begin(121 * NS)
+    cycle.add_usages("n1", None, {}, first=True)
+    cycle.publish((), now_ns=121 * NS)
+    assert dict(storage.snapshot().pods) == {}
+    assert dict(storage.snapshot().nodes) == {}
+
+
+def test_a_first_result_of_an_unknown_node_is_served() -> None:
+    storage = Storage(staleness_ns=STALENESS)
+    cycle = storage.begin(100 * NS)
+    cycle.add_usages("n1", None, {("a", "fresh"): pod(99 * NS, 1)}, first=True)
+    cycle.publish(())
+    assert dict(storage.snapshot().pods) == {("a", "fresh"): pod(99 * NS, 1)}
+
+
+def test_a_failed_node_keeps_each_pod_until_its_own_sample_is_stale() -> None:
+    storage = Storage(staleness_ns=STALENESS)
+    cycle = storage.begin(100 * NS)
+    cycle.add_usages("n1", node(95 * NS, 5), {("a", "old"): pod(80 * NS, 1), ("a", "new"): pod(95 * NS, 2)})
+    cycle.publish(())
+    cycle = storage.begin(115 * NS)
+    cycle.publish(["n1"], now_ns=115 * NS)  # cutoff 85 s: "old" (80 s) goes, "new" and the node stay
+    assert dict(storage.snapshot().pods) == {("a", "new"): pod(95 * NS, 2)}
+    assert dict(storage.snapshot().nodes) == {"n1": node(95 * NS, 5)}
+    assert storage.points() == (1, 1)
+    cycle = storage.begin(126 * NS)
+    cycle.publish(["n1"], now_ns=126 * NS)  # cutoff 96 s: everything
+    assert dict(storage.snapshot().pods) == {}
+    assert dict(storage.snapshot().nodes) == {}
+
+
+def test_duplicate_pods_across_workers_first_wins_and_a_node_not_reported_is_forgotten() -> None:
+    storage = Storage(staleness_ns=STALENESS)
+    cycle = storage.begin(100 * NS)
+    cycle.add_usages("n1", None, {("a", "p"): pod(90 * NS, 1)})
+    cycle.add_usages("n2", None, {("a", "p"): pod(91 * NS, 2), ("a", "q"): pod(91 * NS, 3)})
+    cycle.add_usages("n1", None, {("a", "z"): pod(91 * NS, 9)})  # a second result in one cycle: ignored
+    cycle.publish(())
+    assert dict(storage.snapshot().pods) == {("a", "p"): pod(90 * NS, 1), ("a", "q"): pod(91 * NS, 3)}
+    cycle = storage.begin(110 * NS)
+    cycle.add_usages("n2", None, {("a", "q"): pod(101 * NS, 4)})
+    cycle.publish(())
+    assert dict(storage.snapshot().pods) == {("a", "q"): pod(101 * NS, 4)}
+
+
+def test_a_store_that_does_not_serve_returns_usages_and_keeps_only_points() -> None:
+    from metrics_server.scrape.batch import NodeBatch, Point
+
+    def batch(ts: int, cpu: int) -> NodeBatch:
+        start = 1
+        return NodeBatch(
+            "n1",
+            Point(ts, cpu, 500, start),
+            {("a", "p"): {"c": Point(ts, cpu, 100, start)}},
+        )
+
+    served = Storage(staleness_ns=STALENESS)
+    worker = Storage(staleness_ns=STALENESS, serves=False)
+    results = []
+    for ts, cpu in ((100 * NS, 10 * NS), (115 * NS, 13 * NS)):
+        for store in (served, worker):
+            cycle = store.begin(ts)
+            result = cycle.add(batch(ts, cpu))
+            cycle.publish(())
+            if store is worker:
+                results.append(result)
+    assert results[0] is not None and results[0].first and dict(results[0].pod_usage) == {}
+    assert results[1] is not None and not results[1].first
+    assert dict(results[1].pod_usage) == dict(served.snapshot().pods)
+    assert results[1].node_usage == served.snapshot().node("n1")
+    assert dict(results[1].pod_usage) == {("a", "p"): (115 * NS, 15 * NS, (("c", NS // 5, 100, None),))}
+    assert dict(worker.snapshot().pods) == {} and dict(worker.snapshot().nodes) == {}
