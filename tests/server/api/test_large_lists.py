@@ -8,8 +8,8 @@ import orjson
 import pytest
 from conftest import TS, Asgi, default_world, make_app, pod
 
-from metrics_server.api import app as app_module
 from metrics_server.api import render
+from metrics_server.api import steps as steps_module
 from metrics_server.storage.snapshot import ContainerUsage, PodUsage
 
 API = "/apis/metrics.k8s.io/v1beta1"
@@ -28,11 +28,11 @@ def big_world(count: int) -> object:
     return world
 
 
-@pytest.mark.parametrize("sort_run", [app_module.SORT_RUN, 7])
+@pytest.mark.parametrize("sort_run", [steps_module.SORT_RUN, 7])
 async def test_big_lists_are_in_namespace_then_name_order(
     monkeypatch: pytest.MonkeyPatch, sort_run: int
 ) -> None:
-    monkeypatch.setattr(app_module, "SORT_RUN", sort_run)  # 7: every namespace is merged from runs
+    monkeypatch.setattr(steps_module, "SORT_RUN", sort_run)  # 7: every namespace is merged from runs
     world = big_world(2600)
     expected = sorted(
         (ns, name)
@@ -95,7 +95,7 @@ async def test_a_huge_list_is_sent_in_a_bounded_number_of_messages(monkeypatch: 
         status, body = await asgi.get(f"{API}/pods")
         assert status == 200
         parts = [m["body"] for m in asgi.messages[1:] if m["body"]]
-        assert len(parts) == app_module.BODY_MESSAGES
+        assert len(parts) == steps_module.BODY_MESSAGES
         assert len(orjson.loads(body)["items"]) == 2731
         # Quart's test client holds 10 messages until the app returns: it must not deadlock
         client = test_app.test_client()

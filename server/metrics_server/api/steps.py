@@ -1,0 +1,124 @@
+"""Work split into event-loop steps, so that one huge list does not hold the loop.
+
+Fragments are materialised with a checkpoint after every ~`STEP_S` of work (`chunked`), pods are
+sorted in runs of `SORT_RUN` merged lazily (`sorted_by_name`, `sorted_pods`), and a large body is
+handed to the server as up to `BODY_MESSAGES` parts (`Pieces`).
+"""
+
+from __future__ import annotations
+
+import heapq
+import time
+from collections.abc import AsyncIterator, Iterable, Sequence
+from itertools import islice
+from operator import attrgetter
+from typing import Any
+
+import trio
+from quart.wrappers.response import ResponseBody
+
+from metrics_server.api import render
+from metrics_server.kube.objects import PodInfo
+
+STEP_S = 0.002
+"""Longest run of fragment encoding between checkpoints. A get takes several event-loop steps and
+waits behind one step of a concurrent list at each, so list steps must be short, not just bounded."""
+CLOCK_EVERY = 32
+NAME = attrgetter("name")
+
+
+async def chunked(fragments: Iterable[Any]) -> list[Any]:
+    """Materialise fragments, yielding to the event loop after every ~`STEP_S` of work.
+
+    By time, not count: a cached fragment costs ~0.3 us, a cold encode 10-25 us, so 1000 cold
+    encodes held the loop for 10-25 ms. The clock is read every `CLOCK_EVERY` fragments."""
+    out: list[Any] = []
+    clock = time.perf_counter
+    until = clock() + STEP_S
+    for f in fragments:
+        out.append(f)
+        if len(out) % CLOCK_EVERY == 0 and clock() >= until:
+            await trio.lowlevel.checkpoint()
+            until = clock() + STEP_S
+    await trio.lowlevel.checkpoint()
+    return out
+
+
+SORT_RUN = 8 * render.CHUNK
+"""Pods sorted in one step (~2-3 ms); a larger namespace is sorted in runs and merged lazily."""
+
+
+async def sorted_by_name(pods: list[PodInfo]) -> Iterable[PodInfo]:
+    """`pods` in name order, after at least one checkpoint. Up to `SORT_RUN` pods: sorted in place.
+    More (one sort of 36,000 pods is ~10 ms): sorted runs with checkpoints between them, then a
+    lazy merge that the caller consumes in chunks."""
+    if len(pods) <= SORT_RUN:
+        pods.sort(key=NAME)
+        await trio.lowlevel.checkpoint()
+        return pods
+    runs: list[list[PodInfo]] = []
+    for start in range(0, len(pods), SORT_RUN):
+        run = pods[start : start + SORT_RUN]
+        run.sort(key=NAME)
+        runs.append(run)
+        await trio.lowlevel.checkpoint()
+    return heapq.merge(*runs, key=NAME)
+
+
+async def sorted_pods(pods: Sequence[PodInfo]) -> list[PodInfo]:
+    """`pods` in (namespace, name) order, sorted in steps (see `sorted_by_name`)."""
+    by_namespace: dict[str, list[PodInfo]] = {}
+    for start in range(0, len(pods), render.CHUNK):
+        for info in pods[start : start + render.CHUNK]:
+            group = by_namespace.get(info.namespace)
+            if group is None:
+                group = by_namespace[info.namespace] = []
+            group.append(info)
+        await trio.lowlevel.checkpoint()
+    out: list[PodInfo] = []
+    for ns in sorted(by_namespace):
+        ordered = iter(await sorted_by_name(by_namespace[ns]))
+        while True:
+            before = len(out)
+            out += islice(ordered, SORT_RUN)
+            if len(out) - before < SORT_RUN:
+                break
+            await trio.lowlevel.checkpoint()
+    return out
+
+
+BODY_MESSAGES = 8
+"""At most this many body messages per response. Quart's test client buffers 10 messages and reads
+them only once the app returns (more would deadlock it); for 55 MB that is ~7 MB per message, one
+join and one TLS write of a few ms each."""
+
+
+class Pieces(ResponseBody, AsyncIterator[bytes]):
+    """A response body already in memory as pieces, sent as up to `BODY_MESSAGES` messages, one per
+    event-loop step.
+
+    An explicit iterator rather than an async generator: a body abandoned half-way (client gone)
+    leaves no generator to finalise.
+    """
+
+    def __init__(self, pieces: list[bytes]) -> None:
+        self.pieces = pieces
+        self.step = -(-len(pieces) // BODY_MESSAGES)  # pieces per message, rounded up
+        self.next = 0
+
+    async def __aenter__(self) -> Pieces:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+    def __aiter__(self) -> Pieces:
+        return self
+
+    async def __anext__(self) -> bytes:
+        if self.next >= len(self.pieces):
+            raise StopAsyncIteration
+        await trio.lowlevel.checkpoint()
+        start = self.next
+        self.next += self.step
+        return b"".join(self.pieces[start : self.next])
