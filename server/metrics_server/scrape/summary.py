@@ -6,7 +6,7 @@ form) every `containers[]` entry's `name`, `startTime`, `cpu`, `memory.workingSe
 `swap.swapUsageBytes` (and each block's `time`). Everything else (pod-level totals, network, fs,
 PSI, ...) is skipped unread, so odd values there cannot fail a node.
 
-The rules are the text form's (`prometheus.assemble_batch`, explained in `prometheus.py`), applied to
+The rules are the text form's (`assemble.assemble_batch`, explained in `assemble.py`), applied to
 what the kubelet would have printed from this summary, so both endpoints give the same batch for
 one kubelet state. In Summary terms:
 
@@ -39,14 +39,14 @@ from typing import Final
 
 import orjson
 
-from metrics_server.scrape.batch import KubeletError, NodeBatch, ParseError
-from metrics_server.scrape.prometheus import (
+from metrics_server.scrape.assemble import (
     INT64_LIMIT,
     ContainerKey,
     Sample,
     assemble_batch,
     excerpt,
 )
+from metrics_server.scrape.batch import KubeletError, NodeBatch, ParseError
 
 _RFC3339: Final = re.compile(
     r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d+))?(?:Z|([+-])(\d\d):(\d\d))", re.ASCII

@@ -133,7 +133,16 @@ class _Nodes:
 
 # (component, path fragments of the code's file), first match wins.
 _COMPONENTS = (
-    ("parse", ("scrape/prometheus.py", "scrape/summary.py")),
+    (
+        "parse",
+        (
+            "scrape/prometheus.py",
+            "scrape/assemble.py",
+            "scrape/canonical.py",
+            "scrape/lines.py",
+            "scrape/summary.py",
+        ),
+    ),
     ("store", ("metrics_server/storage/",)),
     ("selfmetrics", ("metrics_server/selfmetrics.py", "prometheus_client/")),
     ("scraper+loop", ("scrape/scraper.py", "scrape/loop.py")),

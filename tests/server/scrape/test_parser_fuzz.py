@@ -18,7 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from metrics_server.scrape.batch import KubeletError, NodeBatch, ParseError, Point
-from metrics_server.scrape.prometheus import parse_lines, parse_resource_metrics
+from metrics_server.scrape.lines import parse_lines
+from metrics_server.scrape.prometheus import parse_resource_metrics
 from metrics_server.scrape.summary import parse_summary
 
 FUZZ = settings(
@@ -268,7 +269,7 @@ def test_resource_parser_only_raises_scrape_errors_and_keeps_invariants(body: by
     check_batch(batch, *text_oracle(body))
 
 
-# The whole-body fast path (`_parse_canonical`) must give what the exact line parser gives, for
+# The whole-body fast path (`canonical.parse_canonical`) must give what the exact line parser gives, for
 # any body it accepts. These bodies are kubelet-shaped families (comment lines, then samples) whose
 # lines come from the same pool, so most are canonical and some carry one defect.
 HEADERS = ("", "# TYPE x counter", "# HELP x [STABLE] y\n# TYPE x gauge", "#")

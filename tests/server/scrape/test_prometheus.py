@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 
 from metrics_server.scrape.batch import KubeletError, NodeBatch, ParseError, Point
-from metrics_server.scrape.prometheus import _parse_canonical, parse_lines, parse_resource_metrics
+from metrics_server.scrape.canonical import parse_canonical
+from metrics_server.scrape.lines import parse_lines
+from metrics_server.scrape.prometheus import parse_resource_metrics
 
 SAMPLES = Path(__file__).resolve().parents[2] / "data" / "kubelet-samples" / "resource"
 REQ = 1_700_000_000_000_000_000  # request time (ns) used where a sample has no timestamp
@@ -524,7 +526,7 @@ def test_synthetic_body_parses_completely() -> None:
 def test_kubelet_bodies_take_the_fast_path_and_give_the_exact_result() -> None:
     """The whole-body fast path accepts real kubelet output (else it would never be used)."""
     for body in (SAMPLES.joinpath("metrics-server-kind-v1.21-70pods.txt").read_bytes(), synthetic_body()):
-        fast = _parse_canonical(body.decode("ascii"), "n", REQ)
+        fast = parse_canonical(body.decode("ascii"), "n", REQ)
         assert fast is not None
         assert fast == parse_lines(body, node="n", request_time_ns=REQ)
 
