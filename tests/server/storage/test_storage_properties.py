@@ -7,8 +7,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from metrics_server.scrape.batch import NodeBatch, PodKey, Point
+from metrics_server.storage.rates import _advance_container
 from metrics_server.storage.snapshot import ContainerUsage, PodUsage
-from metrics_server.storage.store import Storage, _advance_container
+from metrics_server.storage.store import Storage
 
 S = 1_000_000_000
 RES = 15 * S

@@ -456,7 +456,7 @@ def test_pod_kept_from_failed_node_loses_to_a_scraped_node(caplog: pytest.LogCap
 
 
 def test_second_batch_of_the_same_node_is_ignored(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.WARNING, logger="metrics_server.storage.store")
+    caplog.set_level(logging.WARNING, logger="metrics_server.storage.cycle")
     st = new_storage()
     st.store([batch(node_point=pt(T0, 0))], (), T0)
     ts = T0 + RES
