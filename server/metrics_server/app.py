@@ -376,7 +376,7 @@ def _tune_gc() -> None:
     # What survives a cycle at 5000 x 30 (store rows, usages, the API's fragments) is plain tuples
     # that the collector untracks on its first pass (storage.store `Storage._made`), so ~0.18M
     # objects stay tracked (pod infos, their static encodings, the big dicts) instead of ~2.3M.
-    # Measured with tests/server/storage/bench_gc.py (store cycles + the all-pods list, 5000 x 30,
+    # Measured with bench/micro/storage_gc.py (store cycles + the all-pods list, 5000 x 30,
     # collector CPU per cycle / longest gen0-gen1 pause / full collection): (10_000, 10, 100)
     # 325-358 ms / 21-25 ms / 0.43 s, every ~10 cycles; (20_000, 10, 100) 327 ms / 47 ms;
     # (5_000, 10, 100) no less CPU, and full collections twice as often. Before the tuples were
@@ -417,7 +417,7 @@ def run_server(options: Options) -> int:
     try:
         # The cached objects live as long as their pods: once listed, keep them out of every GC
         # walk (a cold 150,000-pod list otherwise costs ~420 ms collector pauses,
-        # tests/server/api/bench_encode.py).
+        # bench/micro/api_encode.py).
         trio.run(partial(serve, options, components=components, stop=None, on_synced=_freeze))
     except* (KubeError, AuthError) as group:
         # Start-up problems with a clear cause (unreadable kubeconfig, ConfigMap lookup refused,

@@ -12,7 +12,7 @@ snapshots (`Generation.static_parts`), so per snapshot only timestamp, window an
 formatted, by hand (quantities from `api.quantity`, container names through orjson); Table cells
 are formatted only when a Table asks for them.
 
-Cost (2026-11-27, `tests/server/api/bench_encode.py 150000 --no-gc`: real node/pod caches,
+Cost (2026-11-27, `bench/micro/api_encode.py 150000 --no-gc`: real node/pod caches,
 150,000 pods x 2 containers, 56 MB body, the server's freshness histogram, the ASGI app called as
 hypercorn does; CPU time of the request, on a shared 2-core machine, so read ~20 %):
 
@@ -63,7 +63,7 @@ when a Table asks for them (`columns_and_cells`): a JSON list never pays for the
 A plain tuple of bytes, ints, strings and the (plain tuple) usage rather than an object with
 slots: the cyclic collector untracks such a tuple after its first pass, whereas ~150,000 slotted
 objects per snapshot, two snapshots kept, were walked by every gen1/gen2 collection
-(`tests/server/storage/bench_gc.py`).
+(`bench/micro/storage_gc.py`).
 """
 HEAD: Final = 0
 META_TAIL: Final = 1

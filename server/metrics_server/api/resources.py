@@ -10,7 +10,7 @@ per-namespace label index (`api.podindex`). Lists are selected, sorted, encoded 
 short steps with trio checkpoints between them (~2 ms of encoding, `render.CHUNK` objects
 otherwise), and a large body is handed to the server in up to `BODY_MESSAGES` parts, so one huge
 list does not hold the event loop: at 150,000 pods most steps stay under ~10 ms of CPU (numbers in
-`api.render`, measured with `tests/server/api/bench_encode.py`). Single gets: `tests/server/api/bench_get.py`.
+`api.render`, measured with `bench/micro/api_encode.py`). Single gets: `bench/micro/api_get.py`.
 """
 
 from __future__ import annotations

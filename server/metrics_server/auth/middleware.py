@@ -17,7 +17,7 @@ cases with a plain-text `Internal Server Error: "<uri>": <err>`; here they are `
 (code 1008) after `websocket.connect`. Other scopes (`lifespan`) pass straight through.
 An unexpected exception in authentication or authorization is logged and answered with 500.
 
-Cost (tests/server/auth/bench_request.py --micro, with `peercert.tls_extension`): ~18 us per
+Cost (bench/micro/auth_request.py --micro, with `peercert.tls_extension`): ~18 us per
 request with a cached bearer token, ~21 us with front-proxy headers. Memoizing request infos
 saved ~2-3 us of that (~0.00003 cores at the benchmark's 12 requests/s): not worth a cache.
 """

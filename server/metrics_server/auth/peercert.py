@@ -15,7 +15,7 @@ carrying a `TLSContextSource` under `CONFIG_ATTR` it:
 4. writes large responses in pieces of `MAX_TLS_WRITE`, and frees what the connection held when
    it ends (`_let_go`; both for memory the collector does not see);
 5. makes two per-request costs of hypercorn's connection handling per-connection ones (same
-   behaviour, measured with tests/server/auth/bench_request.py):
+   behaviour, measured with bench/micro/auth_request.py):
    * the keep-alive (idle) timer: hypercorn cancels its idle task when a request starts and
      spawns a new one (lock, cancel scope, `nursery.start`) when it ends, ~150 us of CPU per
      request; `_IdleTimer` keeps ONE task per connection and moves its deadline instead;

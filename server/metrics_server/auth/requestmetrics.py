@@ -18,7 +18,7 @@ Recorded by `auth.middleware.AuthMiddleware` for every request it sees:
   `namespace`/`cluster`, `component="apiserver"`; health paths have an empty component and the
   path as `subresource`). 401 and 403 answers are not counted there, as in the library.
 
-Cost: a few microseconds per request (tests/server/auth/bench_request.py --micro, figures in
+Cost: a few microseconds per request (bench/micro/auth_request.py --micro, figures in
 docs/performance.md). Values live in this object; `/metrics` renders them (no `_created` series).
 Not thread-safe: the server runs on one trio thread.
 """

@@ -34,7 +34,7 @@ The MemoryBIOs of `trio.SSLStream` keep their buffers; `SSLSocket` lets OpenSSL 
 itself and release its record buffers when idle, and h11's state is dropped between requests, so
 an idle connection holds the SSL object (session, peer certificate) and its socket only. Of the
 remaining cost, h11's response parsing is the largest share (~30 us per response).
-`python tests/server/scrape/bench_scrape.py --nodes 200 --cycles 5` (70-pod sample, parsing and
+`python -m bench.micro.scrape --nodes 200 --cycles 5` (70-pod sample, parsing and
 the scraper included; parse alone 0.67 ms/node), warm cycles: 1.7-1.8 ms/node before, 1.1-1.2 after.
 """
 

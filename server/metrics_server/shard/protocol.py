@@ -27,7 +27,7 @@ Conversation (server -> worker: `Configure`, `Assign`, `Scrape`; worker -> serve
 Why msgspec MessagePack: 5000 nodes x 30 pods of usages are 12.8 MiB per cycle, encoded in
 20-40 ms and decoded straight into the store's tuples (keys, usages) in 130-180 ms; orjson (JSON)
 would be 19.3 MiB, 60 ms to encode and 80 ms to decode into lists that then need converting to
-those tuples, element by element (`tests/server/shard/bench_protocol.py`, shared machine).
+those tuples, element by element (`bench/micro/shard_protocol.py`, shared machine).
 """
 
 from __future__ import annotations

@@ -49,7 +49,7 @@ log = logging.getLogger(__name__)
 
 RESULTS_PER_FRAME = 20
 """Nodes per `Results` frame: ~50 KB at 30 pods per node, which the serving process decodes and
-stores in one event-loop step of ~1 ms (`tests/server/shard/bench_protocol.py`: 250 frames at
+stores in one event-loop step of ~1 ms (`bench/micro/shard_protocol.py`: 250 frames at
 5000 nodes cost the same in all as 100 frames of 50 nodes, in steps of half the length)."""
 EXIT_CONFIG = 2
 EXIT_PROTOCOL = 3

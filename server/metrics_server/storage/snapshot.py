@@ -10,7 +10,7 @@ them (`usage[2]` is the containers). Why: a snapshot holds ~150,000 pod and ~200
 usages at 5000 x 30, and the API keeps two snapshots; CPython's cyclic collector untracks only
 exact tuples whose items are all untracked, never a NamedTuple, so as NamedTuples those ~0.7M
 objects were walked by every gen1/gen2 collection for as long as they lived
-(`tests/server/storage/bench_gc.py`).
+(`bench/micro/storage_gc.py`).
 """
 
 from __future__ import annotations

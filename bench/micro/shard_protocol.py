@@ -1,6 +1,6 @@
 """What the worker -> server stream costs per cycle at scale (not a test; run it by hand).
 
-    .venv/bin/python tests/server/shard/bench_protocol.py [--nodes 5000] [--pods 30] [--cycles 4]
+    .venv/bin/python -m bench.micro.shard_protocol [--nodes 5000] [--pods 30] [--cycles 4]
 
 Builds usages shaped like the simulator's (pods of 1-2 containers, names like the simulator's),
 then per cycle: encodes them as the worker does (`Results` frames of `RESULTS_PER_FRAME` nodes),

@@ -1,6 +1,6 @@
 """Cost of Storage.store() and snapshot lookups at the scale target (not a test; run by hand).
 
-    .venv/bin/python tests/server/storage/bench_store.py [nodes] [pods_per_node] [containers_per_pod]
+    .venv/bin/python -m bench.micro.storage_store [nodes] [pods_per_node] [containers_per_pod]
 
 Builds synthetic batches (defaults: 5000 x 30 x 2) for several cycles up front, then times each
 `store()` in CPU time of this process (the machine may be shared), first with the garbage

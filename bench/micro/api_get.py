@@ -1,6 +1,6 @@
 """Per-request CPU of single gets, and of HPA-style selector lists, through the app (not a test).
 
-    .venv/bin/python tests/server/api/bench_get.py [--nodes N] [--pods-per-node M] [--requests R]
+    .venv/bin/python -m bench.micro.api_get [--nodes N] [--pods-per-node M] [--requests R]
                                                    [--profile get|hpa]
 
 Builds a cluster like the simulator's (5 namespaces, 10 apps, `app`/`pod-template-hash`/`tier`
@@ -30,13 +30,13 @@ from pathlib import Path
 
 import trio
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from conftest import TS, Asgi, FakeSnapshot, World, make_app
+if __package__ in (None, ""):  # run by path: the repository root makes `tests` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from metrics_server.kube.nodes import NodeCache
 from metrics_server.kube.pods import PodCache
 from metrics_server.storage.snapshot import ContainerUsage, NodeUsage, PodUsage
+from tests.server.api.conftest import TS, Asgi, FakeSnapshot, World, make_app
 
 API = "/apis/metrics.k8s.io/v1beta1"
 NAMESPACES = ("default", "kube-system", "team-a", "team-b", "monitoring")

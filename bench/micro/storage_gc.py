@@ -1,6 +1,6 @@
 """What the cyclic garbage collector costs the store and the all-pods list (not a test; run by hand).
 
-    .venv/bin/python tests/server/storage/bench_gc.py [--nodes 5000] [--pods 30] [--cycles 6]
+    .venv/bin/python -m bench.micro.storage_gc [--nodes 5000] [--pods 30] [--cycles 6]
         [--gc app|default|off] [--threshold a,b,c] [--freeze-each-cycle]
 
 Steady-state cycles at the scale target: per cycle, fresh synthetic batches (new objects per node,
@@ -48,14 +48,14 @@ from typing import Any
 
 import trio
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "api"))
-
-from conftest import Asgi, World, make_app
+if __package__ in (None, ""):  # run by path: the repository root makes `tests` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from metrics_server.kube.nodes import NodeCache
 from metrics_server.kube.pods import PodCache
 from metrics_server.scrape.batch import NodeBatch, Point
 from metrics_server.storage.store import Storage
+from tests.server.api.conftest import Asgi, World, make_app
 
 NS = 1_000_000_000
 RESOLUTION = 15 * NS

@@ -1,7 +1,7 @@
 """Memory the store and its snapshot hold at the scale target, and what it costs the collector
 (not a test; run by hand).
 
-    .venv/bin/python tests/server/storage/bench_memory.py [--nodes 5000] [--pods 30] [--cycles 4]
+    .venv/bin/python -m bench.micro.storage_memory [--nodes 5000] [--pods 30] [--cycles 4]
         [--rss] [--keep-previous]
 
 Each cycle renders every node's `/metrics/resource` body in the simulator's shape (stable format:

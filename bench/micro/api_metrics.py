@@ -1,6 +1,6 @@
 """Cost of one `/metrics` read at scale (not a test; run by hand).
 
-    .venv/bin/python tests/server/api/bench_metrics.py [--nodes 5000] [--ticks 3]
+    .venv/bin/python -m bench.micro.api_metrics [--nodes 5000] [--ticks 3]
 
 Builds the registry the server builds (process, platform and GC collectors, then `SelfMetrics`),
 records one kubelet request per node per tick, and times per tick:
@@ -27,13 +27,13 @@ from pathlib import Path
 import prometheus_client
 import trio
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from conftest import Asgi, default_world
+if __package__ in (None, ""):  # run by path: the repository root makes `tests` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from metrics_server.api.app import ApiOptions, create_app
 from metrics_server.health import HealthChecks
 from metrics_server.selfmetrics import SelfMetrics, exposition
+from tests.server.api.conftest import Asgi, default_world
 
 
 def best_ms(fn: Callable[[], object], runs: int = 3) -> float:

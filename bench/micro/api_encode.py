@@ -1,6 +1,6 @@
 """CPU and event-loop stalls of serving big lists through the app (not a test; run by hand).
 
-    .venv/bin/python tests/server/api/bench_encode.py [pods] [--nodes N] [--no-gc] [--gets]
+    .venv/bin/python -m bench.micro.api_encode [pods] [--nodes N] [--no-gc] [--gets]
 
 Builds the real node and pod caches (`NodeCache`/`PodCache`, filled as the informers do; 2
 containers and 3 labels per pod, 50 namespaces) and serves, by calling the ASGI app as hypercorn
@@ -28,16 +28,16 @@ from pathlib import Path
 
 import prometheus_client
 import trio
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
 import trio.lowlevel
-from conftest import TS, Asgi, FakeSnapshot, World, make_app
+
+if __package__ in (None, ""):  # run by path: the repository root makes `tests` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from metrics_server.kube.nodes import NodeCache
 from metrics_server.kube.pods import PodCache
 from metrics_server.selfmetrics import SelfMetrics
 from metrics_server.storage.snapshot import ContainerUsage, NodeUsage, PodUsage
+from tests.server.api.conftest import TS, Asgi, FakeSnapshot, World, make_app
 
 API = "/apis/metrics.k8s.io/v1beta1"
 

@@ -1,6 +1,6 @@
 """Size and encoding cost of an all-pods list in JSON and in protobuf (not a test; run by hand).
 
-    .venv/bin/python tests/server/api/bench_protobuf.py [nodes] [pods-per-node]
+    .venv/bin/python -m bench.micro.api_protobuf [nodes] [pods-per-node]
 
 Offline: builds `nodes x pods` pods (2 containers, 3 labels each, kubesim-like names and values)
 and encodes the whole `PodMetricsList` with the server's encoders (`api.render`, `api.protobuf`),

@@ -1,9 +1,9 @@
 """CPU cost of scrape cycles: N fake kubelets (another process) serving the 70-pod sample over TLS.
 
-Run: `python tests/server/scrape/bench_scrape.py [--nodes 200] [--cycles 5]` from the repository
+Run: `python -m bench.micro.scrape [--nodes 200] [--cycles 5]` from the repository
 root. The fakes run in a child process so that only the scraper's CPU is measured
 (`time.process_time()` of this process). Prints the cold cycle (TLS handshakes) and each warm
-cycle (kept-alive connections), plus the parse-only share. Not collected by pytest.
+cycle (kept-alive connections), plus the parse-only share. Not a test.
 
 `--loop` runs each cycle as the server does: `ScrapeLoop.tick()` into a real `Storage` (batches
 added as they arrive, published in steps), with `SelfMetrics` recording every request and the
@@ -13,8 +13,8 @@ stagger (min(8 ms x nodes, 4 s)) instead of none. `--profile` runs the warm cycl
 h11, ssl, httpx auth), trio (scheduler, IO waits, cancel scopes), scraper/loop bookkeeping,
 selfmetrics, logging, parse, store. Builtins are charged to their callers' component; cProfile
 inflates call-heavy code about 2.5x, so `--split-spy` reads a sampled profile instead:
-`py-spy record -r 200 -f raw -o spy.txt -- python bench_scrape.py ...`, then
-`python bench_scrape.py --split-spy spy.txt`. Each cycle line also gives the CPU spent in the
+`py-spy record -r 200 -f raw -o spy.txt -- python -m bench.micro.scrape ...`, then
+`python -m bench.micro.scrape --split-spy spy.txt`. Each cycle line also gives the CPU spent in the
 cyclic GC (`gc.callbacks`). `--no-parse` (an empty batch per node) leaves only the request, trio,
 scraper, loop and selfmetrics; `--no-gc` and `--freeze` show the GC's share.
 
@@ -52,18 +52,8 @@ import trio
 import trustme
 from prometheus_client.registry import CollectorRegistry
 
-if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
-    from tests.server.scrape.fakes import (
-        RESOURCE,
-        SAMPLE_70_PODS,
-        FakeKubelet,
-        Serve,
-        make_node,
-        server_context,
-    )
-else:
-    from .fakes import RESOURCE, SAMPLE_70_PODS, FakeKubelet, Serve, make_node, server_context
+if __package__ in (None, ""):  # run by path: the repository root makes `tests` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from k8s_metrics.kubeconfig import TokenFileAuth
 from metrics_server.kube.objects import NodeInfo
@@ -75,6 +65,7 @@ from metrics_server.scrape.prometheus import parse_resource_metrics
 from metrics_server.scrape.scraper import Scraper
 from metrics_server.selfmetrics import SelfMetrics
 from metrics_server.storage.store import Storage
+from tests.server.scrape.fakes import RESOURCE, SAMPLE_70_PODS, FakeKubelet, Serve, make_node, server_context
 
 
 def hosts(count: int) -> list[str]:

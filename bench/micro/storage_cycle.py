@@ -1,6 +1,6 @@
 """Event-loop stalls of the scrape -> store path at the scale target (not a test; run by hand).
 
-    .venv/bin/python tests/server/storage/bench_cycle.py [--nodes 5000] [--pods 30] [--containers 2]
+    .venv/bin/python -m bench.micro.storage_cycle [--nodes 5000] [--pods 30] [--containers 2]
         [--cycles 6] [--spread 4.0] [--mode incremental|oneshot] [--gc default|app|app-refreeze]
 
 Runs the real `ScrapeLoop` and `Scraper` over a network-free node client whose answers are

@@ -1,6 +1,6 @@
 """Server-side CPU per request of the serving stack outside the API handlers (not a test).
 
-    .venv/bin/python tests/server/auth/bench_request.py [--app trivial|api] [--http2]
+    .venv/bin/python -m bench.micro.auth_request [--app trivial|api] [--http2]
         [--requests N] [--reps R] [--profile] [--baseline DIR] [--micro [--without-metrics]]
 
 The server runs in a child process (this script with `--serve`): `serve_https` (hypercorn, TLS,
@@ -59,6 +59,9 @@ import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
+
+if __package__ in (None, ""):  # run by path: the repository root makes `tests` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 HOST = "127.89.0.1"
 APISERVER_HOST = "127.89.0.2"
@@ -280,7 +283,7 @@ LAYERS = (
     ("auth (metrics_server/auth)", ("metrics_server/auth/",)),
     ("review caches (kube/reviews.py)", ("metrics_server/kube/reviews",)),
     ("API app (metrics_server/api etc.)", ("metrics_server/",)),
-    ("trivial app (this script)", ("bench_request",)),
+    ("trivial app (this script)", ("auth_request",)),
     ("quart/werkzeug", ("quart/", "quart_trio/", "werkzeug/")),
     ("hypercorn", ("hypercorn/",)),
     ("h11/h2/hpack", ("h11/", "h2/", "hpack/")),
@@ -313,7 +316,8 @@ def _split(raw: Path) -> Counter[str]:
 
 def _write_pki(directory: Path) -> None:
     import trustme
-    from auth_testkit import issue_client_cert
+
+    from tests.server.auth.auth_testkit import issue_client_cert
 
     server_ca, proxy_ca, client_ca = trustme.CA(), trustme.CA(), trustme.CA()
     leaf = server_ca.issue_cert(HOST, APISERVER_HOST)
