@@ -26,20 +26,7 @@ second child, batches alternating between the two) rather than run against run.
 samples by layer (leaf-most frame that belongs to a known package). `--micro` times our layers
 alone, in process (`tls_extension(AuthMiddleware(no-op app))` on hypercorn-shaped scopes).
 
-Measured 2026-11-27 17:00-17:40 on the shared 2-core VM (load average 4-5, so absolute figures
-are inflated and noisy; each A/B is interleaved), CPython 3.11.7, hypercorn 0.18.0; `--baseline`
-= the package with auth/ as it was before this round; server CPU us/request, p25 (median),
-baseline -> current, 12 batches of 300 (run 1) or 400 (run 2) GETs:
-
-    trivial HTTP/1.1 run 1  bearer 927 (1005) -> 703 (842)     front-proxy 1041 (1182) -> 847 (901)
-    trivial HTTP/1.1 run 2  bearer 695 (901) -> 565 (689)      front-proxy  856 (1021) -> 636 (678)
-    api     HTTP/1.1 run 1  bearer 1200 (1363) -> 1043 (1235)  front-proxy 1175 (1226) -> 1010 (1114)
-    api     HTTP/1.1 run 2  bearer 1447 (2572) -> 1350 (1730)  front-proxy 1039 (1178) ->  954 (1066)
-    trivial HTTP/2   run 1  bearer 1204 (1367) -> 1152 (1427)  front-proxy 1329 (1445) -> 1042 (1192)
-    --micro (our layers alone)  bearer 18.5 -> 16.2            front-proxy 21.1 -> 18.2
-
-Almost all of the gain is the shim's idle timer (~150 us) and skipped empty write (~30 us),
-`metrics_server.auth.peercert`; our auth layers alone cost ~16-18 us per request.
+Figures: docs/performance.md ("Measurement notes by module", auth/; "Request metrics").
 """
 
 from __future__ import annotations

@@ -18,16 +18,7 @@ inflates call-heavy code about 2.5x, so `--split-spy` reads a sampled profile in
 cyclic GC (`gc.callbacks`). `--no-parse` (an empty batch per node) leaves only the request, trio,
 scraper, loop and selfmetrics; `--no-gc` and `--freeze` show the GC's share.
 
-Measured 2026-11-27, 1000 nodes, 70-pod sample, `--loop`, 2 cores shared with other jobs (load
-2-5, so +-20 % and more): a warm cycle costs 2.0-2.5 ms/node without stagger and 2.3-3.3 with
-it, of which the GC is 0.7-1.0 ms/node (4-6 full collections per cycle of 100-200 ms each,
-triggered by the parser's and the store's allocations; `gc.freeze()` after each tick did not
-remove them). py-spy shares (stagger, GC charged to whatever allocated): parse 49 %, store 25 %,
-request 17 % (TLS write 3 %, TLS read 2 %, h11 7 %, auth 1.5 %), trio 7 % (the stagger sleep
-3 %, the request timeout scope 1 %), scraper + loop 0.6 %, selfmetrics 0.3 %, logging 0.
-Without parse, store and GC (`--no-parse --no-gc`): 0.25-0.3 ms/node without stagger and
-0.6-1.2 ms/node with it: spreading the requests over 4 s costs more than the requests themselves
-(each node wakes the process 2-3 times alone, with cold caches).
+Figures: docs/performance.md ("Measurement notes by module", scrape/ kubelet client).
 """
 
 from __future__ import annotations

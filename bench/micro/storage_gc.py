@@ -22,17 +22,8 @@ no old state), the objects still tracked and what one full collection then costs
 that comes every ~100 gen1 collections, ~10 cycles). `--census` prints what the collector tracks,
 per generation and type, after each cycle.
 
-Measured 2026-11-27 at 5000 x 30 (200,000 containers), `--cycles 7 --gc app` (thresholds
-(10_000, 10, 100)), two runs of each interleaved on a shared 2-core machine, old -> new (plain
-tuples for usages and fragments, `Storage._made`):
-
-* collector CPU per steady cycle 517-621 -> 325-358 ms, 19-20 % -> 11-12 % of the cycle's CPU
-  (with the collector off a cycle is ~1.9 s: the rest of the difference is load);
-* longest pause 57-80 -> 21-25 ms (gen1; gen0 pauses ~1-3 ms);
-* tracked objects after the run 2.27M -> 0.18M; a full collection 1.74-2.15 -> 0.43 s of CPU.
-
-Other thresholds (new code): (20_000, 10, 100) 327 ms per cycle, longest pause 47 ms; (5_000, 10,
-100) no less CPU and a full collection (355 ms) within 7 cycles.
+Figures: docs/performance.md ("Measurement notes by module", storage/, round 3) and the
+thresholds' in `metrics_server.app._tune_gc`.
 """
 
 from __future__ import annotations

@@ -379,8 +379,7 @@ def _tune_gc() -> None:
     # Measured with bench/micro/storage_gc.py (store cycles + the all-pods list, 5000 x 30,
     # collector CPU per cycle / longest gen0-gen1 pause / full collection): (10_000, 10, 100)
     # 325-358 ms / 21-25 ms / 0.43 s, every ~10 cycles; (20_000, 10, 100) 327 ms / 47 ms;
-    # (5_000, 10, 100) no less CPU, and full collections twice as often. Before the tuples were
-    # untracked (NamedTuples, slotted fragments): 517-621 ms / 57-80 ms / 1.7-2.2 s.
+    # (5_000, 10, 100) no less CPU, and full collections twice as often (docs/performance.md).
     # No periodic gc.freeze(): it would take the long-lived objects out of the full collections,
     # but the permanent generation is never collected, so any cyclic garbage frozen with them
     # (or a cycle they later become part of) would leak for good; only a full collection first

@@ -4,7 +4,7 @@ A list without selectors (all pods, one namespace's pods, all nodes) in JSON is 
 every request of one snapshot and one pod-cache state, except the `creationTimestamp` of each
 object, which is the response time. `CachedList` keeps such a body as segments, chunk by chunk,
 so that serving it again is `now.join(segments)` per chunk: C-level copies, ~10 ms of CPU for
-the 56 MB all-pods list of 150,000 pods (was ~0.5 s re-assembling every object's fragment).
+the 56 MB all-pods list of 150,000 pods (re-assembling every object's fragment takes ~0.5 s).
 
 Validity: an entry belongs to one snapshot (identity: a published snapshot is immutable) and to
 the tuple the lister returned when it was built (`state`). A request compares the lister's

@@ -12,17 +12,10 @@ snapshots (`Generation.static_parts`), so per snapshot only timestamp, window an
 formatted, by hand (quantities from `api.quantity`, container names through orjson); Table cells
 are formatted only when a Table asks for them.
 
-Cost (2026-11-27, `bench/micro/api_encode.py 150000 --no-gc`: real node/pod caches,
-150,000 pods x 2 containers, 56 MB body, the server's freshness histogram, the ASGI app called as
-hypercorn does; CPU time of the request, on a shared 2-core machine, so read ~20 %):
-
-* cold all-pods list (new snapshot): 1.83-2.36 s before, 1.39-1.85 s now (`pod_fragment` alone,
-  timed over 20,000 pods: ~3.3 us per pod with its static parts kept, was ~5.8 us);
-* warm all-pods list: 0.58-0.78 s before, 0.10-0.14 s now (`api.listcache`: segments joined with
-  `now`; most of what is left is the 150,000 freshness observations and listing the pod cache);
-* warm namespace list (3000 pods) 12 -> 2-3 ms, warm node list (5000 nodes) 8 -> 2-4 ms;
-* the generation that falls out after two snapshots held the loop for 110-280 ms when freed; it
-  is now freed in `sweep` steps (`FragmentCache.discard`), longest step ~1 ms.
+Cost at 150,000 pods x 2 containers (`python -m bench.micro.api_encode 150000 --no-gc`, CPU time
+of the request): a cold all-pods list ~1.2-1.8 s, a warm one ~0.1-0.15 s (`api.listcache`); the
+generation that falls out after two snapshots is freed in `sweep` steps of ~1 ms. Figures and
+their history: docs/performance.md.
 
 `FragmentCache` keeps the fragments of the two most recent snapshots so that requests straddling
 a publish do not thrash it; what falls out goes to its trash, emptied in steps by `sweep`. Large

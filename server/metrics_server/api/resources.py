@@ -4,13 +4,14 @@ Request pipeline of the resource routes, in the apiserver's order: content negot
 spec-driven parameter checks (400) -> selector parsing (400) -> list-option validation (422) ->
 field-label check (400) -> `watch` (405) -> data. A JSON list without selectors (all pods, one
 namespace's pods, all nodes) is served from `api.listcache` while the snapshot and the lister's
-objects are unchanged (warm all-pods list at 150,000 pods: ~0.1 s of CPU, was ~0.6 s). A
+objects are unchanged (warm all-pods list at 150,000 pods: ~0.1 s of CPU). A
 namespaced list whose label selector names values (`app=x`) reads only the candidate pods from a
 per-namespace label index (`api.podindex`). Lists are selected, sorted, encoded and assembled in
 short steps with trio checkpoints between them (~2 ms of encoding, `render.CHUNK` objects
 otherwise), and a large body is handed to the server in up to `BODY_MESSAGES` parts, so one huge
-list does not hold the event loop: at 150,000 pods most steps stay under ~10 ms of CPU (numbers in
-`api.render`, measured with `bench/micro/api_encode.py`). Single gets: `bench/micro/api_get.py`.
+list does not hold the event loop: at 150,000 pods most steps stay under ~10 ms of CPU. Measured
+with `python -m bench.micro.api_encode` (lists) and `python -m bench.micro.api_get` (single gets,
+HPA-style lists); figures in docs/performance.md.
 """
 
 from __future__ import annotations

@@ -97,7 +97,8 @@ garbage collector does not see, and a closed connection's stream is freed only b
 collection (trio's SSLStream is in a reference cycle), which the server's thresholds make rare.
 With whole responses written at once, each closed connection kept a buffer as large as its
 largest response (a 1-6 MB /metrics body, a 7 MB part of a pod list) for minutes: the serving
-process grew ~4.5 KB per node per cycle from /metrics reads alone (docs/performance.md, round 3).
+process grew ~4.5 KB per node per cycle from /metrics reads alone (docs/performance.md, "The RSS
+growth: found and fixed").
 In 128 KB pieces a dead connection keeps ~0.2 MB at most, and a large body costs a few more
 steps (~30 us each)."""
 
@@ -342,8 +343,9 @@ def _let_go(*finished: object) -> None:
     bound `protocol_send`) and its idle task, trio's SSLStream through its handshake `_Once`
     (which holds its bound `_do_handshake`). Unreachable cycles wait for a full collection, which
     the server's thresholds make rare, and a TLS stream holds native memory the collector does not
-    see (OpenSSL's SSL object and memory BIOs): the serving process grew ~4.5 KB per node per
-    cycle from /metrics reads over new connections until this (docs/performance.md, round 3).
+    see (OpenSSL's SSL object and memory BIOs): without this the serving process grows ~4.5 KB per
+    node per cycle from /metrics reads over new connections (docs/performance.md, "The RSS growth:
+    found and fixed").
     """
     for obj in finished:
         vars(obj).clear()

@@ -66,8 +66,8 @@ def _unchanged(get: Callable[[str, str], PodInfo | None], pod: PodInfo) -> PodIn
     A relist then allocates only the new generation's dicts, not a second copy of every pod, and
     pods keep their identity, which the API's fragment cache, list cache and label indexes test
     first. Relisting 150,000 unchanged pods (tests/server/kube/podcache_memory.py's mix, traced
-    with tracemalloc while the old generation is still held): new memory kept 38.8 -> 6.3 MiB,
-    peak 43.6 -> 11.1 MiB."""
+    with tracemalloc while the old generation is still held) keeps ~6 MiB of new memory, peak
+    ~11 MiB (docs/performance.md)."""
     old = get(pod.namespace, pod.name)
     return old if old is not None and old == pod else pod
 

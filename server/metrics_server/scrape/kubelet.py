@@ -16,26 +16,14 @@ runs its async auth flow on a prebuilt `httpx.Request` per request: its 401 hand
 token, retry once) works as under httpx; the flow is resumed only with a 401 response, which is
 all that any of our auths (and httpx's) look at.
 
-Why not httpx: per warm request it cost ~0.9 ms CPU and ~87 KB RSS per idle connection. Measured
-with 1000 fake TLS kubelets (trio + h11, in another process) on 127.86.x.y serving a 20 KB body,
-200 requests in flight, median of 5 warm cycles, `time.process_time()` and VmRSS of the client
-process (a throwaway script, not kept, run as `measure.py VARIANT 1000 5`; the client alone, no
-parsing; 2 shared cores, so +-20 %):
-
-| client (one connection per kubelet)                     | CPU per warm request | RSS per idle conn. |
-|---------------------------------------------------------|----------------------|--------------------|
-| httpx.AsyncClient per node (bare loop)                  | 0.87 ms              | 87 KB (malloc 49)  |
-| h11 over trio.SSLStream(trio.SocketStream) (bare loop)  | 0.21 ms              | 71 KB (malloc 48)  |
-| h11 over non-blocking ssl.SSLSocket (bare loop)         | 0.15 ms              | 42 KB (malloc 20)  |
-| KubeletClient before (httpx), with auth, timeout scope  | 0.93-1.12 ms         | 85-88 KB           |
-| KubeletClient now (SSLSocket + h11)                     | 0.24-0.33 ms         | 43 KB (malloc 20)  |
-
-The MemoryBIOs of `trio.SSLStream` keep their buffers; `SSLSocket` lets OpenSSL read the socket
-itself and release its record buffers when idle, and h11's state is dropped between requests, so
-an idle connection holds the SSL object (session, peer certificate) and its socket only. Of the
-remaining cost, h11's response parsing is the largest share (~30 us per response).
-`python -m bench.micro.scrape --nodes 200 --cycles 5` (70-pod sample, parsing and
-the scraper included; parse alone 0.67 ms/node), warm cycles: 1.7-1.8 ms/node before, 1.1-1.2 after.
+Why not httpx: per warm request a `httpx.AsyncClient` per node costs ~0.9 ms CPU and ~87 KB RSS per
+idle connection, this client 0.24-0.33 ms and 43 KB (1000 fake TLS kubelets; the comparison, and how
+it was measured, is in docs/performance.md). The MemoryBIOs of `trio.SSLStream` keep their buffers;
+`SSLSocket` lets OpenSSL read the socket itself and release its record buffers when idle, and h11's
+state is dropped between requests, so an idle connection holds the SSL object (session, peer
+certificate) and its socket only. Of the remaining cost, h11's response parsing is the largest share
+(~30 us per response). The whole scrape path (requests, parsing, the scraper): `python -m
+bench.micro.scrape --nodes 200 --cycles 5`.
 """
 
 from __future__ import annotations

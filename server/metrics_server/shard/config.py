@@ -15,9 +15,10 @@ from metrics_server.flagset import KUBELET_CLIENT, Kind, flag
 AUTO = -1
 """The parsed value of `--scrape-workers=auto`."""
 AUTO_MIN_NODES = 3000
-"""Measured (docs/performance.md, round 3): at 1000 and 2000 nodes one process serves as fast as
-with a worker, with 58-94 MiB less memory and 7-12 % less CPU; at 5000 one process is saturated
-(get p99 in seconds). The crossover lies between; 3000 until 5000-node figures refine it."""
+"""At 1000 and 2000 nodes one process serves as fast as with a worker, with 58-94 MiB less memory
+and 7-12 % less CPU; at 5000 one process is saturated (get p99 in seconds). The crossover lies
+between; 3000 until 5000-node figures refine it. Figures and commands: docs/performance.md,
+"Round 3: scrape workers"."""
 NODES_PER_WORKER = 5000
 
 

@@ -45,9 +45,9 @@ _Row = tuple[str, int, int, int, int, "int | None", "int | None", "int | None", 
 PodPoints = tuple["PodKey | _Row", ...]
 """One pod's points: its `PodKey`, then one `_Row` per container in the order of its latest batch.
 
-Plain tuples of strings, ints and None, which the cyclic collector untracks after its first pass:
-the former dict of `Point`s per pod for last and another for prev were ~3 tracked objects per
-container for every collection to walk, and ~40% more bytes. The key and the names are the first
+Plain tuples of strings, ints and None, which the cyclic collector untracks after its first pass
+(a dict of `Point`s per pod for last and another for prev would be ~3 tracked objects per
+container for every collection to walk, and ~40% more bytes). The key and the names are the first
 cycle's objects, reused while the pod lives, so successive snapshots share them too.
 """
 

@@ -18,42 +18,11 @@ Improvements on metrics-server (reference §12):
 * a pod is served only with every container of its latest batch, never a subset;
 * swap is carried through to ``NodeUsage.swap_bytes`` / ``ContainerUsage.swap_bytes``.
 
-Cost at 5000 nodes x 30 pods x 2 containers (CPython 3.11, a shared 2-vCPU VM under load where a
-bare loop over the same 300k containers takes ~50 ms):
-
-* ``.venv/bin/python -m bench.micro.storage_store`` (one-shot ``store()``, CPU time): first
-  cycle ~0.2 s; steady state 0.5-1.0 s with the garbage collector disabled and 0.7-2.5 s at its
-  default thresholds, i.e. ~2 µs per container plus the collector walking the live points.
-  ``snapshot()`` ~0.1 µs, ``snapshot().pod(ns, name)`` and ``.node(name)`` ~0.4 µs.
-* ``.venv/bin/python -m bench.micro.storage_cycle`` (the real scrape loop into the store,
-  answers spread over 4 s, longest event-loop step in thread CPU time): the incremental cycle
-  holds the loop for at most ~10 ms at a time (``Cycle.add`` 0.1-0.4 ms per node, rarely up to
-  8; 75-300 publish steps of at most 3-7 ms), where one ``store()`` call held it for 0.7-1.7 s.
-  Store CPU per cycle is unchanged (0.7-1.1 s with the collector off). Dropping a snapshot costs
-  its last reader ~0 ms instead of ~60 ms. What still stalls the loop is the cyclic garbage
-  collector: the ~1.5M live NamedTuples (``Point``, ``PodUsage``, ``ContainerUsage``) are never
-  untracked (CPython only untracks exact tuples), so with the server's thresholds (100_000, 20,
-  100) each cycle has ~13 gen0 pauses of 50-200 ms and every other cycle a gen1 pause of
-  0.5-2.7 s; see the bench's ``--gc`` options.
-
-Since 2026-11-27 (round 2) a pod's points are one plain tuple of rows (`PodPoints`), untracked by
-the collector, with its key and names shared across cycles, instead of two dicts of `Point`s.
-``.venv/bin/python -m bench.micro.storage_memory`` (kubesim-shaped bodies through the real
-parser, 1.34 containers per pod), old -> new: tracemalloc at 500 x 30, bytes held by the store and
-its snapshot per container served 1289 -> 816 (cycle peak 45 -> 27 MiB); at 5000 x 30 (200,909
-containers) RSS held 500 -> ~300 MiB (2610 -> ~1600 B per container), objects the collector tracks
-1.24M -> 0.53M, one full collection 0.51 -> 0.25 s CPU. Store CPU per cycle at 5000 x 30 x 1
-(``bench.micro.storage_cycle --mode incremental``; machine under load, so ranges): collector off 0.64-0.83 ->
-0.59-0.80 s; app thresholds (10_000, 10, 100) 1.19-2.42 -> 0.89-1.27 s, gen0 pauses up to 43 -> 18 ms.
-
-Since 2026-11-27 (round 3) the usages are plain tuples (see `snapshot`), the API's fragments too,
-and every tuple a cycle makes is untracked by the collector's first pass over it (`Storage._made`).
-``.venv/bin/python -m bench.micro.storage_gc --cycles 7`` (5000 x 30, 200,000 containers:
-store cycles plus the all-pods list of each snapshot through the app, cold and warm; the server's
-`_tune_gc`; two runs each, interleaved, shared 2-core machine) old -> new: collector CPU per cycle
-517-621 -> 325-358 ms (19-20 % -> 11-12 % of the cycle's CPU); longest gen0/gen1 pause 57-80 ->
-21-25 ms; objects tracked after the run 2.27M -> 0.18M, so the full collection that comes every
-~10 cycles (100 gen1s) costs 1.74-2.15 -> 0.43 s.
+Cost: ~1.6 us of CPU per container and cycle with the collector off (``python -m
+bench.micro.storage_store 2000 30 2``). The event-loop steps of an incremental cycle:
+``python -m bench.micro.storage_cycle``; memory and collector costs: ``bench.micro.storage_memory``,
+``bench.micro.storage_gc``. Figures and their history (rounds 1-3: plain tuples of rows per pod,
+plain-tuple usages, `Storage._made`) are in docs/performance.md.
 """
 
 from __future__ import annotations

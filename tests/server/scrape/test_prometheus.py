@@ -1,13 +1,10 @@
 """Unit tests for the `/metrics/resource` text parser: one test per rule, exact expected batches.
 
-Speed measurement (not a test; prints per-body times for the 70-pod capture and a synthetic
-110-pod x 2-container body):  .venv/bin/python tests/server/scrape/test_prometheus.py
+Its speed: `python -m bench.micro.parse`.
 """
 
 from __future__ import annotations
 
-import functools
-import timeit
 from pathlib import Path
 
 import pytest
@@ -529,25 +526,3 @@ def test_kubelet_bodies_take_the_fast_path_and_give_the_exact_result() -> None:
         fast = parse_canonical(body.decode("ascii"), "n", REQ)
         assert fast is not None
         assert fast == parse_lines(body, node="n", request_time_ns=REQ)
-
-
-def _measure() -> None:
-    bodies = {
-        "metrics-server-kind-v1.21-70pods.txt": (
-            SAMPLES / "metrics-server-kind-v1.21-70pods.txt"
-        ).read_bytes(),
-        "synthetic 110 pods x 2 containers": synthetic_body(),
-    }
-    for label, body in bodies.items():
-        runs = 200
-        call = functools.partial(parse_resource_metrics, body, node="n", request_time_ns=REQ)
-        best = min(timeit.repeat(call, number=runs, repeat=15))
-        lines = body.count(b"\n")
-        print(
-            f"{label}: {len(body)} bytes, {lines} lines: "
-            f"{best / runs * 1e3:.3f} ms per body (best of 15 x {runs})"
-        )
-
-
-if __name__ == "__main__":
-    _measure()
