@@ -24,6 +24,7 @@ from typing import NamedTuple
 
 import orjson
 
+from k8s_metrics.gostrings import go_quote
 from metrics_server.auth.user import Attributes
 
 CONTENT_TYPE = "application/json"
@@ -50,41 +51,6 @@ def go_json(obj: object) -> bytes:
         if raw in out:
             out = out.replace(raw, escaped)
     return out + b"\n"
-
-
-def go_quote(s: str) -> str:
-    """Go's `strconv.Quote` (the `%q` verb): double quotes, backslash escapes, printable UTF-8 kept."""
-    out = ['"']
-    for ch in s:
-        if ch == '"':
-            out.append('\\"')
-        elif ch == "\\":
-            out.append("\\\\")
-        elif ch.isprintable() or ch == " ":
-            out.append(ch)
-        elif ch in _GO_SHORT_ESCAPES:
-            out.append(_GO_SHORT_ESCAPES[ch])
-        else:
-            cp = ord(ch)
-            if cp < 0x80:
-                out.append(f"\\x{cp:02x}")
-            elif cp <= 0xFFFF:
-                out.append(f"\\u{cp:04x}")
-            else:
-                out.append(f"\\U{cp:08x}")
-    out.append('"')
-    return "".join(out)
-
-
-_GO_SHORT_ESCAPES = {
-    "\a": "\\a",
-    "\b": "\\b",
-    "\f": "\\f",
-    "\n": "\\n",
-    "\r": "\\r",
-    "\t": "\\t",
-    "\v": "\\v",
-}
 
 
 def status_object(

@@ -101,7 +101,3 @@ def test_invalid_list_options() -> None:
         b'"message":"Forbidden: resourceVersionMatch is forbidden unless resourceVersion is provided",'
         b'"field":"resourceVersionMatch"}]},"code":422}\n'
     )
-
-
-def test_go_quote() -> None:
-    assert status.go_quote('a"b\\c\n\x01é\u2028') == '"a\\"b\\\\c\\n\\x01é\\u2028"'
