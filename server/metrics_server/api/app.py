@@ -59,12 +59,12 @@ from k8s_metrics.selectors import (
 from metrics_server.api import listcache, protobuf, render, routing, status, yamlenc
 from metrics_server.api import negotiate as neg
 from metrics_server.api.discovery import GROUP, Document, build, group_list, if_none_match
+from metrics_server.api.health import ROOTS, HealthChecks, HealthResponse
 from metrics_server.api.openapi import V3_PREFIX, OpenAPIDocs, SpecError, load_spec
 from metrics_server.api.params import OperationChecks, ParamError, compile_operations
 from metrics_server.api.podindex import PodIndexes, indexable
 from metrics_server.api.responses import encoded, index, status_response, without_content_type
 from metrics_server.flagset import BOOL, METRICS_SERVER, flag
-from metrics_server.health import ROOTS, HealthChecks, HealthResponse
 from metrics_server.kube.objects import NodeInfo, NodeLister, PodInfo, PodLister
 from metrics_server.selfmetrics import exposition_async
 from metrics_server.storage.snapshot import NodeUsage, PodUsageTuple, Snapshot

@@ -25,7 +25,6 @@ from typing import NamedTuple
 import orjson
 
 from k8s_metrics.gostrings import go_quote
-from metrics_server.auth.user import Attributes
 
 CONTENT_TYPE = "application/json"
 """The Content-Type of a JSON Status body (`api.protobuf` and `api.yamlenc` re-encode one when the
@@ -171,34 +170,6 @@ def forbidden(resource: str, group: str, name: str, message: str) -> bytes:
     else:
         text = f"{_qualified(resource, group)} {go_quote(name)} is forbidden: {message}"
     return status_json(403, "Forbidden", text, details={"name": name, "group": group, "kind": resource})
-
-
-def forbidden_message(attrs: Attributes) -> str:
-    """The authorizer's denial text for `attrs` (`responsewriters.forbiddenMessage`), without a reason."""
-    user = go_quote(attrs.user.name)
-    if not attrs.resource_request:
-        return f"User {user} cannot {attrs.verb} path {go_quote(attrs.path)}"
-    resource = f"{attrs.resource}/{attrs.subresource}" if attrs.subresource else attrs.resource
-    group = go_quote(attrs.api_group)
-    head = f"User {user} cannot {attrs.verb} resource {go_quote(resource)} in API group {group}"
-    if attrs.namespace:
-        return f"{head} in the namespace {go_quote(attrs.namespace)}"
-    return f"{head} at the cluster scope"
-
-
-def forbidden_for(attrs: Attributes, reason: str = "") -> bytes:
-    """403 for a denied request, exactly as the library's authorization filter words it.
-
-    Resource requests: `pods.metrics.k8s.io is forbidden: User "alice" cannot list resource "pods" in
-    API group "metrics.k8s.io" in the namespace "default"`; non-resource requests: `forbidden: User
-    "alice" cannot get path "/metrics"`. A non-empty authorizer `reason` is appended as `: <reason>`.
-    """
-    message = forbidden_message(attrs)
-    if reason:
-        message = f"{message}: {reason}"
-    if not attrs.resource_request:
-        return forbidden("", "", "", message)
-    return forbidden(attrs.resource, attrs.api_group, attrs.name, message)
 
 
 def internal_error(cause: str) -> bytes:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from metrics_server.api import status
-from metrics_server.auth.user import Attributes, UserInfo
 
 
 def test_not_found_variants() -> None:
@@ -51,32 +50,6 @@ def test_watch_not_supported() -> None:
         b'{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure",'
         b'"message":"watch is not supported on resources of kind \\"pods.metrics.k8s.io\\"",'
         b'"reason":"MethodNotAllowed","details":{"group":"metrics.k8s.io","kind":"pods"},"code":405}\n'
-    )
-
-
-def test_forbidden_messages() -> None:
-    alice = UserInfo("alice", groups=("dev",))
-    pods = Attributes(alice, "list", True, namespace="default", api_group="metrics.k8s.io", resource="pods")
-    assert status.forbidden_for(pods) == (
-        b'{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure",'
-        b'"message":"pods.metrics.k8s.io is forbidden: User \\"alice\\" cannot list resource \\"pods\\" '
-        b"in API group "
-        b'\\"metrics.k8s.io\\" in the namespace \\"default\\"","reason":"Forbidden",'
-        b'"details":{"group":"metrics.k8s.io","kind":"pods"},"code":403}\n'
-    )
-    node = Attributes(alice, "get", True, api_group="metrics.k8s.io", resource="nodes", name="n1")
-    assert status.forbidden_message(node) == (
-        'User "alice" cannot get resource "nodes" in API group "metrics.k8s.io" at the cluster scope'
-    )
-    assert b'"message":"nodes.metrics.k8s.io \\"n1\\" is forbidden: User' in status.forbidden_for(
-        node, "no RBAC"
-    )
-    assert status.forbidden_for(node, "no RBAC").count(b"at the cluster scope: no RBAC") == 1
-    path = Attributes(alice, "get", False, path="/metrics")
-    assert status.forbidden_for(path) == (
-        b'{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure",'
-        b'"message":"forbidden: User \\"alice\\" cannot get path \\"/metrics\\"","reason":"Forbidden",'
-        b'"details":{},"code":403}\n'
     )
 
 
