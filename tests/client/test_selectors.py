@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from metrics_server.selectors import (
+from k8s_metrics.selectors import (
     FieldRequirement,
     FieldSelector,
     Requirement,

@@ -1,16 +1,20 @@
 """Label and field selectors: parsing with the apimachinery grammar and error texts, and matching.
 
-`parse_label_selector` follows `k8s.io/apimachinery/pkg/labels.Parse` token for token (lexer,
-recursive-descent parser, key/value validation through `NewRequirement`), so a bad
-`labelSelector` gets the same 400 message as from metrics-server, e.g.
-`unable to parse requirement: found '', expected: ',' or ')'`.
+This module is the one place of the project that knows the selector grammar: the metrics server
+checks ``labelSelector``/``fieldSelector`` with it, and a client can validate a selector before
+sending it, getting the text the server would answer.
 
-`parse_field_selector` follows `fields.ParseSelector` (backslash escapes in values, terms sorted)
-and `check_fields` the apiserver's field-label conversion (`"x" is not a known field selector:
-only "metadata.name", "metadata.namespace"`).
+``parse_label_selector`` follows ``k8s.io/apimachinery/pkg/labels.Parse`` token for token (lexer,
+recursive-descent parser, key/value validation through ``NewRequirement``), so a bad
+selector gets the same 400 message as from metrics-server, e.g.
+``unable to parse requirement: found '', expected: ',' or ')'``.
 
-Both raise `SelectorError` (its `str` is the client-facing message). Parsed selectors are immutable
-tuples of requirements; matching is a pure function over a label mapping / field getter.
+``parse_field_selector`` follows ``fields.ParseSelector`` (backslash escapes in values, terms sorted)
+and ``check_fields`` the apiserver's field-label conversion (``"x" is not a known field selector:
+only "metadata.name", "metadata.namespace"``).
+
+Both raise :class:`SelectorError` (its ``str`` is the client-facing message). Parsed selectors are
+immutable tuples of requirements; matching is a pure function over a label mapping / field getter.
 """
 
 from __future__ import annotations
@@ -19,7 +23,33 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import NamedTuple
 
-from metrics_server.api.status import go_quote
+from .gostrings import go_quote
+
+__all__ = [
+    "DOES_NOT_EXIST",
+    "DOUBLE_EQUALS",
+    "EQUALS",
+    "EVERYTHING",
+    "EVERY_FIELD",
+    "EXISTS",
+    "GREATER_THAN",
+    "IN",
+    "LESS_THAN",
+    "META_FIELDS",
+    "NOT_EQUALS",
+    "NOT_IN",
+    "POSITIVE",
+    "FieldRequirement",
+    "FieldSelector",
+    "LabelSelector",
+    "Requirement",
+    "SelectorError",
+    "check_fields",
+    "label_key_errors",
+    "label_value_errors",
+    "parse_field_selector",
+    "parse_label_selector",
+]
 
 
 class SelectorError(ValueError):
