@@ -46,16 +46,9 @@ from quart.wrappers.response import ResponseBody
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
+from k8s_metrics.fieldselectors import META_FIELDS, FieldSelector, check_fields, parse_field_selector
 from k8s_metrics.gostrings import go_quote
-from k8s_metrics.selectors import (
-    META_FIELDS,
-    FieldSelector,
-    LabelSelector,
-    SelectorError,
-    check_fields,
-    parse_field_selector,
-    parse_label_selector,
-)
+from k8s_metrics.selectors import LabelSelector, SelectorError, parse_label_selector
 from metrics_server.api import listcache, protobuf, render, routing, status, yamlenc
 from metrics_server.api import negotiate as neg
 from metrics_server.api.discovery import GROUP, Document, build, group_list, if_none_match
