@@ -31,7 +31,7 @@ if __package__ in (None, ""):  # run by path: the repository root makes `tests` 
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from metrics_server.api.app import ApiOptions, create_app
-from metrics_server.health import HealthChecks
+from metrics_server.api.health import HealthChecks
 from metrics_server.selfmetrics import SelfMetrics, exposition
 from tests.server.api.conftest import Asgi, default_world
 

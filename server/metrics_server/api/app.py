@@ -30,18 +30,18 @@ from quart import Response, request
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
+from k8s_metrics.selectors import SelectorError, parse_label_selector
 from metrics_server.api import negotiate as neg
 from metrics_server.api import routing, status
 from metrics_server.api.discovery import Document, build, group_list, if_none_match
+from metrics_server.api.health import ROOTS, HealthChecks, HealthResponse
 from metrics_server.api.openapi import V3_PREFIX, OpenAPIDocs, SpecError, load_spec
 from metrics_server.api.params import OperationChecks, compile_operations
 from metrics_server.api.query import param_error
 from metrics_server.api.resources import ResourceApi
 from metrics_server.api.responses import encoded, index, status_response, without_content_type
 from metrics_server.flagset import BOOL, METRICS_SERVER, flag
-from metrics_server.health import ROOTS, HealthChecks, HealthResponse
 from metrics_server.kube.objects import NodeLister, PodLister
-from metrics_server.selectors import SelectorError, parse_label_selector
 from metrics_server.selfmetrics import exposition_async
 from metrics_server.storage.snapshot import Snapshot
 

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping
 import orjson
 from quart import Response, request
 
+from k8s_metrics.gostrings import go_quote
 from metrics_server.api import negotiate as neg
 from metrics_server.api import status
 from metrics_server.api.params import OperationChecks, ParamError
@@ -49,7 +50,7 @@ def indent(body: bytes) -> bytes:
 def bad_include(value: str) -> bytes:
     """The library's 400 for an unknown `includeObject` (indented, as it writes this one)."""
     message = (
-        f"Unable to convert to Table as requested: includeObject: Invalid value: {status.go_quote(value)}: "
+        f"Unable to convert to Table as requested: includeObject: Invalid value: {go_quote(value)}: "
         "must be 'Metadata', 'Object', 'None', or empty"
     )
     return status.indented(status.bad_request(message))
@@ -79,8 +80,8 @@ def list_option_errors(query: Mapping[str, list[str]], watch: bool) -> list[stat
         errors.append(status.FieldError("FieldValueForbidden", path, f"Forbidden: {detail}"))
 
     def not_supported(path: str, value: str, supported: Iterable[str]) -> None:
-        quoted = ", ".join(status.go_quote(s) for s in supported)
-        body = f"Unsupported value: {status.go_quote(value)}: supported values: {quoted}"
+        quoted = ", ".join(go_quote(s) for s in supported)
+        body = f"Unsupported value: {go_quote(value)}: supported values: {quoted}"
         errors.append(status.FieldError("FieldValueNotSupported", path, body))
 
     if watch:

@@ -23,6 +23,8 @@ from typing import Any, cast
 import trio
 from quart import Response, request
 
+from k8s_metrics.fieldselectors import META_FIELDS, FieldSelector, check_fields, parse_field_selector
+from k8s_metrics.selectors import LabelSelector, SelectorError, parse_label_selector
 from metrics_server.api import listcache, protobuf, render, status, yamlenc
 from metrics_server.api import negotiate as neg
 from metrics_server.api.discovery import GROUP
@@ -40,15 +42,6 @@ from metrics_server.api.query import (
 from metrics_server.api.responses import status_response
 from metrics_server.api.steps import CLOCK_EVERY, NAME, STEP_S, Pieces, chunked, sorted_by_name, sorted_pods
 from metrics_server.kube.objects import NodeInfo, NodeLister, PodInfo, PodLister
-from metrics_server.selectors import (
-    META_FIELDS,
-    FieldSelector,
-    LabelSelector,
-    SelectorError,
-    check_fields,
-    parse_field_selector,
-    parse_label_selector,
-)
 from metrics_server.storage.snapshot import NodeUsage, PodUsageTuple, Snapshot
 
 POD_FIELDS = (*META_FIELDS, "spec.nodeName")
