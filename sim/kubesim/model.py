@@ -21,6 +21,8 @@ from typing import Any
 import orjson
 import trio
 
+from k8s_metrics.quantity import decimal_quantity, memory_quantity
+
 from .clock import NS_PER_MS, NS_PER_S, SimClock
 from .deterministic import aligned_ns, random_linear, system_linear
 from .errors import ConfigError, NotFoundError
@@ -69,16 +71,6 @@ NAMESPACE_FIELDS = ("metadata.name", "status.phase")
 
 def _uid(*parts: object) -> str:
     return str(uuid.UUID(int=stable_hash("uid", *parts) << 64 | stable_hash("uid2", *parts)))
-
-
-def _quantity_cpu(millicores: int) -> str:
-    return f"{millicores // 1000}" if millicores % 1000 == 0 else f"{millicores}m"
-
-
-def _quantity_mem(num_bytes: int) -> str:
-    if num_bytes % MI == 0:
-        return f"{num_bytes // MI}Mi"
-    return f"{num_bytes // 1024}Ki" if num_bytes % 1024 == 0 else str(num_bytes)
 
 
 @dataclass(slots=True)
@@ -670,9 +662,11 @@ class ClusterModel:
                     },
                 },
                 "spec": {"podCIDR": f"10.{(node.index >> 8) & 255}.{node.index & 255}.0/24"},
+                # Memory in Ki, as kubelets report it: real machine sizes are rarely whole MiB (these
+                # are), so the canonical form would turn them into Mi.
                 "status": {
                     "capacity": {
-                        "cpu": _quantity_cpu(node.cpu_capacity_mc),
+                        "cpu": decimal_quantity(node.cpu_capacity_mc, -3),
                         "ephemeral-storage": "102350Mi",
                         "hugepages-1Gi": "0",
                         "hugepages-2Mi": "0",
@@ -680,7 +674,7 @@ class ClusterModel:
                         "pods": "110",
                     },
                     "allocatable": {
-                        "cpu": _quantity_cpu(node.cpu_allocatable_mc),
+                        "cpu": decimal_quantity(node.cpu_allocatable_mc, -3),
                         "ephemeral-storage": "96589578081",
                         "hugepages-1Gi": "0",
                         "hugepages-2Mi": "0",
@@ -788,8 +782,8 @@ class ClusterModel:
                             "image": c.image,
                             "resources": {
                                 "requests": {
-                                    "cpu": _quantity_cpu(c.request_mc),
-                                    "memory": _quantity_mem(c.request_memory),
+                                    "cpu": decimal_quantity(c.request_mc, -3),
+                                    "memory": memory_quantity(c.request_memory),
                                 }
                             },
                             "terminationMessagePath": "/dev/termination-log",

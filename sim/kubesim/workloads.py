@@ -26,6 +26,8 @@ from typing import Any, Final
 
 import orjson
 
+from k8s_metrics.quantity import decimal_quantity, memory_quantity
+
 from .clock import NS_PER_S
 from .errors import ConfigError, NotFoundError
 from .gofmt import rfc3339
@@ -354,7 +356,12 @@ def _workload_doc(w: Workload, rv: int) -> dict[str, Any]:
                     {
                         "name": c.name,
                         "image": f"registry.example/{c.name}:1",
-                        "resources": {"requests": {"cpu": f"{c.millicores}m", "memory": str(c.memory)}},
+                        "resources": {
+                            "requests": {
+                                "cpu": decimal_quantity(c.millicores, -3),
+                                "memory": memory_quantity(c.memory),
+                            }
+                        },
                     }
                     for c in w.containers
                 ]

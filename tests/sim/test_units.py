@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from kubesim import MI, Bursty, ConfigError, Sine, Steady
+from kubesim.aggregator import _request_timeout
 from kubesim.errors import SelectorError
 from kubesim.gofmt import go_float
 from kubesim.policy import Attributes, Policy, User, forbidden_message
@@ -119,3 +120,22 @@ def test_forbidden_messages() -> None:
     assert forbidden_message(Attributes(u, "get", False, path="/metrics")) == (
         'forbidden: User "alice" cannot get path "/metrics"'
     )
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [
+        ("32s", 32.0),
+        ("1.5s", 1.5),
+        ("500ms", 0.5),
+        ("1m", 60.0),
+        ("2m", 60.0),
+        ("0s", 60.0),
+        ("-1s", 60.0),
+        ("", 60.0),
+        ("32", 60.0),
+        ("soon", 60.0),
+    ],
+)
+def test_aggregator_request_timeout_is_the_go_duration_capped_at_60s(value: str, seconds: float) -> None:
+    assert _request_timeout(value) == seconds
