@@ -13,8 +13,9 @@ from .cluster import (
     SimCluster,
     StatePaths,
 )
+from .entities import ContainerSpec
 from .errors import ConfigError, NotFoundError, SelectorError, SimError
-from .model import FAULT_MODES, KUBELET_FORMATS, ContainerSpec
+from .model import FAULT_MODES, KUBELET_FORMATS
 from .profiles import MI, Bursty, Profile, Sine, Steady
 
 __all__ = [

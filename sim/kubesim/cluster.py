@@ -36,10 +36,11 @@ import yaml
 from .aggregator import Aggregator
 from .apiserver import ApiServer, control_handler
 from .clock import NS_PER_S, SimClock
+from .entities import ContainerSpec, Pod
 from .errors import ConfigError, SimError
 from .httpserver import serve_listeners
 from .kubelet import KubeletFleet, reserve_port
-from .model import ClusterModel, ContainerSpec, ModelOptions, Pod, node_ip
+from .model import ClusterModel, ModelOptions, node_ip
 from .pki import CertificateAuthority
 from .policy import Policy
 from .profiles import PROFILE_KINDS

@@ -28,10 +28,11 @@ import trio
 
 from . import faults
 from .clock import NS_PER_MS, SimClock
+from .entities import Node
 from .errors import ConfigError
 from .gofmt import go_float, rfc3339
 from .httpserver import Request, Response, serve_listeners
-from .model import ClusterModel, Node
+from .model import ClusterModel
 from .pki import CertificateAuthority
 from .policy import Attributes, Policy, User
 

@@ -29,10 +29,11 @@ import orjson
 from k8s_metrics.quantity import decimal_quantity, memory_quantity
 
 from .clock import NS_PER_S
+from .entities import ContainerSpec
 from .errors import ConfigError, NotFoundError
 from .gofmt import rfc3339
 from .httpserver import Request, Response
-from .model import ClusterModel, ContainerSpec
+from .model import ClusterModel
 from .policy import Attributes
 from .profiles import MI, Steady, stable_hash
 from .responses import json_response, raw_json, status
