@@ -34,8 +34,9 @@ import trio
 import yaml
 
 from .aggregator import Aggregator
-from .apiserver import ApiServer, control_handler
+from .apiserver import ApiServer
 from .clock import NS_PER_S, SimClock
+from .control import control_handler
 from .entities import ContainerSpec, Pod
 from .errors import ConfigError, SimError
 from .httpserver import serve_listeners
