@@ -21,7 +21,7 @@ import trio
 
 from k8s_metrics.durations import parse_duration_ns
 
-from .cluster import LIMITED_NAMESPACE, LIMITED_USER, SimCluster
+from .cluster import SimCluster
 from .errors import SimError
 from .profiles import PROFILE_KINDS
 from .simulation import (
@@ -33,6 +33,7 @@ from .simulation import (
     display_path,
     server_script,
 )
+from .statefiles import LIMITED_NAMESPACE, LIMITED_USER
 
 
 def kubectl_hints(cluster: SimCluster) -> list[str]:

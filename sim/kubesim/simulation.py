@@ -41,9 +41,10 @@ import trio
 from k8s_metrics.durations import parse_duration_ns
 
 from .clock import NS_PER_S
-from .cluster import ADMIN_USER, SimCluster
+from .cluster import SimCluster
 from .errors import SimError
 from .profiles import PROFILE_KINDS
+from .statefiles import ADMIN_USER
 
 log = logging.getLogger(__name__)
 
