@@ -85,7 +85,7 @@ def _write_record(out: BinaryIO, *parts: bytes) -> None:
 def generate(directory: Path, nodes: int, pods_per_node: int) -> None:
     """Write nodes.bin, pods.bin (list pages) and cycle-1.bin, cycle-2.bin (kubelet bodies)."""
     from kubesim.clock import SimClock
-    from kubesim.kubelet import KubeletRenderer
+    from kubesim.kubeletbodies import KubeletRenderer
     from kubesim.model import ClusterModel, ModelOptions
     from kubesim.selectors import parse_field_selector
     from kubesim.store import Filter, ResourceStore, Store

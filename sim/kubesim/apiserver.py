@@ -26,7 +26,7 @@ from .clock import SimClock
 from .errors import SelectorError
 from .httpserver import Request, Response, Send
 from .model import ClusterModel
-from .policy import ANONYMOUS_USER, Attributes, Policy, User, forbidden_message
+from .policy import ANONYMOUS_USER, METHOD_VERBS, Attributes, Policy, User, forbidden_message
 from .responses import JSON, NO_METHOD, TRUE_VALUES, UNAUTHORIZED, json_response, raw_json, status, status_doc
 from .selectors import FieldSelector, parse_field_selector, parse_label_selector
 from .store import ExpiredError, Filter, ResourceStore, Store
@@ -118,14 +118,6 @@ GROUP_RESOURCES: dict[str, list[dict[str, Any]]] = {
         },
     ],
 }
-_METHOD_VERBS = {
-    "GET": "get",
-    "HEAD": "get",
-    "POST": "create",
-    "PUT": "update",
-    "PATCH": "patch",
-    "DELETE": "delete",
-}
 
 
 def _group_doc(group_version: str) -> dict[str, Any]:
@@ -138,7 +130,7 @@ def request_attributes(request: Request, user: User) -> Attributes:
     """kube-apiserver's RequestInfoFactory: which resource and verb a request addresses."""
     path = request.path
     parts = [p for p in path.strip("/").split("/") if p]
-    method_verb = _METHOD_VERBS.get(request.method, request.method.lower())
+    method_verb = METHOD_VERBS.get(request.method, request.method.lower())
     if len(parts) >= 2 and parts[0] == "api":
         group, version, rest = "", parts[1], parts[2:]
     elif len(parts) >= 3 and parts[0] == "apis":

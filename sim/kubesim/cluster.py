@@ -8,9 +8,10 @@ Usage::
 or `await nursery.start(cluster.run)`. The state directory receives the cluster CA, the
 front-proxy CA and client pair, the apiserver's serving pair, an admin client certificate,
 `kubeconfig` (contexts `admin`, `admin-cert`, `limited`) and `metrics-server.kubeconfig`
-(the metrics server's service account), laid out by `kubesim.statefiles`. `metrics_server_args()` gives the flags a real metrics
-server needs against this cluster; `set_metrics_server_url()` points the aggregator at it and
-`on_ready` is a hook to start it once everything listens.
+(the metrics server's service account), laid out by `kubesim.statefiles`.
+`metrics_server_args()` gives the flags a real metrics server needs against this cluster;
+`set_metrics_server_url()` points the aggregator at it and `on_ready` is a hook to start it once
+everything listens.
 
 Every kubelet listens on the same port: `kubelet_port`, or by default (0) one port free on every
 node address (`kubelet.reserve_port`), so clusters started side by side, by parallel test runs or
