@@ -282,8 +282,8 @@ def build_indexes(caches: Any) -> Any:
     """One label index per namespace, as an `app=<value>` HPA in each namespace builds them."""
     import trio
 
+    from k8s_metrics.selectors import parse_label_selector
     from metrics_server.api.podindex import PodIndexes
-    from metrics_server.selectors import parse_label_selector
 
     indexes = PodIndexes()
 

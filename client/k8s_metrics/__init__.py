@@ -18,10 +18,12 @@ The typed layer (start here)::
 * :mod:`k8s_metrics.models` (the typed API documents) and :mod:`k8s_metrics.api` (every operation of
   the spec), used with :func:`metrics_client`;
 * :mod:`k8s_metrics.quantity`, :mod:`k8s_metrics.durations`: Kubernetes quantities and Go durations;
+* :mod:`k8s_metrics.selectors`, :mod:`k8s_metrics.gostrings`: label/field selectors and Go's ``%q``
+  quoting, with the apiserver's grammar and error texts;
 * ``python -m k8s_metrics top nodes|pods``: ``kubectl top`` with the same output.
 """
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 from typing import TYPE_CHECKING
 

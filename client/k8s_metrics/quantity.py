@@ -27,6 +27,12 @@ build, byte for byte: :func:`cpu_quantity` (nanocores, ``NewScaledQuantity(n, -9
 ``"12m"``, ``"2"``), :func:`memory_quantity` (bytes, BinarySI: ``"1948212Ki"``, ``"5Mi"``,
 ``"1000000"``) and :func:`decimal_quantity` (any ``value × 10**scale`` in DecimalSI: millicores are
 ``decimal_quantity(mc, -3)``). They take ints in the int64 range and raise nothing.
+
+The metrics server formats every usage of every response with :func:`cpu_quantity` and
+:func:`memory_quantity`, so they stay on fast paths: a measured CPU rate (not a whole number of
+microcores) and a whole-KiB working set are one f-string each, about 0.15 µs and 0.2 µs on CPython
+3.11 (``python -m timeit -s 'from k8s_metrics.quantity import cpu_quantity' 'cpu_quantity(168064370)'``;
+``memory_quantity(1994969088)``); round values take the canonical path, about 0.4 µs.
 """
 
 from __future__ import annotations

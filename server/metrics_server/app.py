@@ -33,7 +33,9 @@ from k8s_metrics.kubeconfig import ClusterConnection
 from metrics_server import memory
 from metrics_server.api.app import ApiOptions, create_app
 from metrics_server.api.filters import LibraryHeaders
-from metrics_server.auth.asgi import ASGIApp
+from metrics_server.api.health import HealthChecks
+from metrics_server.asgi import ASGIApp
+from metrics_server.auth.authconfig import AuthenticationConfigSource, AuthenticationOptions
 from metrics_server.auth.authn import Authenticator
 from metrics_server.auth.authz import Authorizer
 from metrics_server.auth.connection import ConnectionMetrics
@@ -41,15 +43,13 @@ from metrics_server.auth.errors import AuthError
 from metrics_server.auth.hsts import with_hsts
 from metrics_server.auth.middleware import AuthMiddleware
 from metrics_server.auth.requestmetrics import RequestMetrics
+from metrics_server.auth.reviews import AccessReviewer, ReviewCacheOptions, TokenReviewer
 from metrics_server.auth.serving import ServingConfig, serve_https
-from metrics_server.health import HealthChecks
-from metrics_server.kube.authconfig import AuthenticationConfigSource, AuthenticationOptions
 from metrics_server.kube.caches import KubeCaches
 from metrics_server.kube.connection import load_connection, make_api_client
 from metrics_server.kube.errors import KubeError
 from metrics_server.kube.informer import InformerConfig
 from metrics_server.kube.restmetrics import RestClientMetrics
-from metrics_server.kube.reviews import AccessReviewer, ReviewCacheOptions, TokenReviewer
 from metrics_server.options import NS_PER_SECOND, Options
 from metrics_server.scrape.config import KubeletClientConfig, kubelet_ssl_context
 from metrics_server.scrape.kubelet import KubeletClient

@@ -14,8 +14,10 @@ from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
 from metrics_server.api.app import ApiOptions
+from metrics_server.auth.authconfig import AuthenticationOptions
 from metrics_server.auth.authz import AuthorizationOptions
 from metrics_server.auth.hsts import hsts_problem
+from metrics_server.auth.reviews import ReviewCacheOptions
 from metrics_server.auth.servingoptions import SecureServingOptions
 from metrics_server.flagset import (
     BOOL,
@@ -36,9 +38,7 @@ from metrics_server.flagset import (
     flag,
 )
 from metrics_server.ignoredflags import AuditOptions, FeatureOptions
-from metrics_server.kube.authconfig import AuthenticationOptions
 from metrics_server.kube.informer import InformerConfig
-from metrics_server.kube.reviews import ReviewCacheOptions
 from metrics_server.logs import LoggingOptions
 from metrics_server.scrape.config import KubeletClientConfig
 from metrics_server.shard.config import ShardOptions

@@ -294,7 +294,7 @@ async def test_operation_parses_the_served_document(
     assert (seen.method, seen.path, seen.query) == ("GET", op.path, "")
     assert seen.headers["authorization"] == f"Bearer {api_server.token}"
     assert seen.headers["accept"] == "application/json"
-    assert seen.headers["user-agent"] == "k8s-metrics-client/0.2.0"
+    assert seen.headers["user-agent"] == "k8s-metrics-client/0.3.0"
 
 
 async def test_typed_values_of_a_node_list(

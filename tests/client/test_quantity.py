@@ -15,7 +15,9 @@ from k8s_metrics.quantity import (
     cpu_cores,
     cpu_millicores,
     cpu_nanocores,
+    cpu_quantity,
     memory_bytes,
+    memory_quantity,
     parse_quantity,
     to_decimal,
 )
@@ -255,3 +257,62 @@ def test_memory_bytes(quantity: str | Decimal | int, expected: int) -> None:
 def test_integer_helpers_refuse_absurd_sizes() -> None:
     with pytest.raises(ValueError, match="too large to convert to an integer"):
         memory_bytes("1e2147483647")
+
+
+# Formatting (Quantity.String()), against Go's output
+
+
+@pytest.mark.parametrize(
+    ("nanocores", "text"),
+    [
+        (0, "0"),
+        (1, "1n"),
+        (10, "10n"),
+        (999, "999n"),
+        (1000, "1u"),
+        (5000, "5u"),
+        (1500, "1500n"),
+        (1_000_000, "1m"),
+        (12_000_000, "12m"),
+        (12_005_000, "12005u"),
+        (137_491_625, "137491625n"),
+        (168_064_370, "168064370n"),
+        (250_000_000, "250m"),
+        (1_000_000_000, "1"),
+        (1_500_000_000, "1500m"),
+        (2_000_000_000, "2"),
+        (10_000_000_000, "10"),
+        (1_000_000_000_000, "1k"),
+        (64_000_000_000_000, "64k"),
+        (-5000, "-5u"),
+    ],
+)
+def test_cpu_quantity(nanocores: int, text: str) -> None:
+    assert cpu_quantity(nanocores) == text
+
+
+@pytest.mark.parametrize(
+    ("num_bytes", "text"),
+    [
+        (0, "0"),
+        (1, "1"),
+        (500, "500"),
+        (1000, "1k"),  # below 1024 Go switches to DecimalSI
+        (1023, "1023"),
+        (1024, "1Ki"),
+        (2048, "2Ki"),
+        (1025, "1025"),
+        (1_000_000, "1000000"),
+        (12_533_760, "12240Ki"),
+        (1_994_969_088, "1948212Ki"),
+        (5 * 1024**2, "5Mi"),
+        (1024**3, "1Gi"),
+        (3 * 1024**4, "3Ti"),
+        (1024**5, "1Pi"),
+        (1024**6, "1Ei"),
+        (8 * 1024**6, "8Ei"),
+        (-2048, "-2Ki"),
+    ],
+)
+def test_memory_quantity(num_bytes: int, text: str) -> None:
+    assert memory_quantity(num_bytes) == text

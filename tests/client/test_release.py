@@ -54,7 +54,8 @@ def test_the_wheel(dist: Path) -> None:
         info = f"k8s_metrics_client-{k8s_metrics.__version__}.dist-info"
         metadata = Parser().parsestr(archive.read(f"{info}/METADATA").decode())
     for module in ("py.typed", "models.py", "api/metrics.py", "scale.py", "waiting.py", "durations.py",
-                   "kubeconfig/files.py", "_generated/models/status.py"):  # fmt: skip
+                   "selectors.py", "fieldselectors.py", "gostrings.py", "kubeconfig/files.py",
+                   "_generated/models/status.py"):  # fmt: skip
         assert f"k8s_metrics/{module}" in names
     assert not [n for n in names if "test" in n.split("/")[0] or n.endswith(".pyc")]
     assert metadata["Name"] == "k8s-metrics-client"

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from metrics_server import app, cli
+from metrics_server.api.health import Check, HealthChecks
 from metrics_server.auth.requestmetrics import RequestMetrics
-from metrics_server.health import Check, HealthChecks
 from metrics_server.kube.restmetrics import RestClientMetrics
 from metrics_server.scrape.loop import TIMELY_FAILURE_MESSAGE
 from metrics_server.shard.pool import WorkerPool

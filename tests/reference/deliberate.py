@@ -56,12 +56,6 @@ def _node_name_selector(case: str, ours: Reply, ref: Reply) -> bool:
     return False
 
 
-def _edge(case: str) -> bool:
-    method, _, rest = case.partition(" ")
-    path = rest.split(" ", 1)[0].split("?", 1)[0]
-    return method in ("HEAD", "OPTIONS") or (path.endswith("/") and path != "/") or path.startswith("//")
-
-
 DIFFERENCES: tuple[Difference, ...] = (
     Difference(
         "field-selector-spec-nodename",
@@ -86,14 +80,6 @@ DIFFERENCES: tuple[Difference, ...] = (
         "tests/reference/test_differential.py::test_openapi_shape",
         covers=lambda case, o, r: " /openapi/" in case,
         explains=lambda case, o, r: o.status == r.status,
-    ),
-    Difference(
-        "edge-requests",
-        "HEAD, OPTIONS, a trailing slash and `//` (pending: the connection/edge change makes them match)",
-        "tests/server/api/test_conformance.py::test_unacceptable_and_method_errors_conform",
-        covers=lambda case, o, r: _edge(case),
-        explains=lambda case, o, r: True,
-        owner="i13",
     ),
 )
 

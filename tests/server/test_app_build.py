@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 
+from k8s_metrics.selectors import SelectorError, parse_label_selector
 from metrics_server.app import Components, build, run_server
 from metrics_server.auth.errors import ServingOptionsError
 from metrics_server.cli import main, parse_options
 from metrics_server.kube.errors import OptionsError
 from metrics_server.options import NS_PER_SECOND, Options
 from metrics_server.scrape.config import ConfigError
-from metrics_server.selectors import SelectorError, parse_label_selector
 
 BASE = parse_options([])
 

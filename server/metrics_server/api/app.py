@@ -46,25 +46,19 @@ from quart.wrappers.response import ResponseBody
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
+from k8s_metrics.fieldselectors import META_FIELDS, FieldSelector, check_fields, parse_field_selector
+from k8s_metrics.gostrings import go_quote
+from k8s_metrics.selectors import LabelSelector, SelectorError, parse_label_selector
 from metrics_server.api import listcache, protobuf, render, routing, status, yamlenc
 from metrics_server.api import negotiate as neg
 from metrics_server.api.discovery import GROUP, Document, build, group_list, if_none_match
+from metrics_server.api.health import ROOTS, HealthChecks, HealthResponse
 from metrics_server.api.openapi import V3_PREFIX, OpenAPIDocs, SpecError, load_spec
 from metrics_server.api.params import OperationChecks, ParamError, compile_operations
 from metrics_server.api.podindex import PodIndexes, indexable
 from metrics_server.api.responses import encoded, index, status_response, without_content_type
 from metrics_server.flagset import BOOL, METRICS_SERVER, flag
-from metrics_server.health import ROOTS, HealthChecks, HealthResponse
 from metrics_server.kube.objects import NodeInfo, NodeLister, PodInfo, PodLister
-from metrics_server.selectors import (
-    META_FIELDS,
-    FieldSelector,
-    LabelSelector,
-    SelectorError,
-    check_fields,
-    parse_field_selector,
-    parse_label_selector,
-)
 from metrics_server.selfmetrics import exposition_async
 from metrics_server.storage.snapshot import NodeUsage, PodUsageTuple, Snapshot
 
@@ -400,7 +394,7 @@ def _indent(body: bytes) -> bytes:
 def _bad_include(value: str) -> bytes:
     """The library's 400 for an unknown `includeObject` (indented, as it writes this one)."""
     message = (
-        f"Unable to convert to Table as requested: includeObject: Invalid value: {status.go_quote(value)}: "
+        f"Unable to convert to Table as requested: includeObject: Invalid value: {go_quote(value)}: "
         "must be 'Metadata', 'Object', 'None', or empty"
     )
     return status.indented(status.bad_request(message))
@@ -430,8 +424,8 @@ def _list_option_errors(query: Mapping[str, list[str]], watch: bool) -> list[sta
         errors.append(status.FieldError("FieldValueForbidden", path, f"Forbidden: {detail}"))
 
     def not_supported(path: str, value: str, supported: Iterable[str]) -> None:
-        quoted = ", ".join(status.go_quote(s) for s in supported)
-        body = f"Unsupported value: {status.go_quote(value)}: supported values: {quoted}"
+        quoted = ", ".join(go_quote(s) for s in supported)
+        body = f"Unsupported value: {go_quote(value)}: supported values: {quoted}"
         errors.append(status.FieldError("FieldValueNotSupported", path, body))
 
     if watch:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import uuid
 
-from metrics_server.auth.asgi import ASGIApp, Message, Receive, Scope, Send
+from metrics_server.asgi import ASGIApp, Message, Receive, Scope, Send
 
 _AUDIT_ID = b"audit-id"
 _CACHE_CONTROL = b"cache-control"

@@ -22,8 +22,8 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
+from k8s_metrics.gostrings import go_quote
 from metrics_server.api.openapi import SpecError, resolve
-from metrics_server.api.status import go_quote
 
 Check = Callable[[str], "str | None"]
 """A compiled parameter check: None when the value is valid, else the reason."""

@@ -43,8 +43,8 @@ from operator import is_not
 
 import trio
 
+from k8s_metrics.selectors import POSITIVE, LabelSelector
 from metrics_server.kube.objects import PodInfo
-from metrics_server.selectors import POSITIVE, LabelSelector
 
 CHUNK = 1000
 """Pods per step of a diff or a rebuild (~1-2 ms) between event-loop checkpoints."""

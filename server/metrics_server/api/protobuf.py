@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
-from metrics_server.api.quantity import cpu_quantity, memory_quantity
+from k8s_metrics.quantity import cpu_quantity, memory_quantity
 from metrics_server.kube.objects import NodeInfo, PodInfo
 from metrics_server.storage.snapshot import NodeUsage, PodUsageTuple
 

@@ -38,7 +38,9 @@ from typing import Any, Final, cast
 
 import orjson
 
-from metrics_server.api.quantity import cpu_quantity, go_duration, memory_quantity, rfc3339_seconds
+from k8s_metrics.durations import format_duration as go_duration
+from k8s_metrics.quantity import cpu_quantity, memory_quantity
+from metrics_server.api.timestamps import rfc3339_seconds
 from metrics_server.kube.objects import NodeInfo, PodInfo
 from metrics_server.storage.snapshot import NodeUsage, PodUsageTuple
 

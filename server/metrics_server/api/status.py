@@ -24,7 +24,7 @@ from typing import NamedTuple
 
 import orjson
 
-from metrics_server.auth.user import Attributes
+from k8s_metrics.gostrings import go_quote
 
 CONTENT_TYPE = "application/json"
 """The Content-Type of a JSON Status body (`api.protobuf` and `api.yamlenc` re-encode one when the
@@ -50,41 +50,6 @@ def go_json(obj: object) -> bytes:
         if raw in out:
             out = out.replace(raw, escaped)
     return out + b"\n"
-
-
-def go_quote(s: str) -> str:
-    """Go's `strconv.Quote` (the `%q` verb): double quotes, backslash escapes, printable UTF-8 kept."""
-    out = ['"']
-    for ch in s:
-        if ch == '"':
-            out.append('\\"')
-        elif ch == "\\":
-            out.append("\\\\")
-        elif ch.isprintable() or ch == " ":
-            out.append(ch)
-        elif ch in _GO_SHORT_ESCAPES:
-            out.append(_GO_SHORT_ESCAPES[ch])
-        else:
-            cp = ord(ch)
-            if cp < 0x80:
-                out.append(f"\\x{cp:02x}")
-            elif cp <= 0xFFFF:
-                out.append(f"\\u{cp:04x}")
-            else:
-                out.append(f"\\U{cp:08x}")
-    out.append('"')
-    return "".join(out)
-
-
-_GO_SHORT_ESCAPES = {
-    "\a": "\\a",
-    "\b": "\\b",
-    "\f": "\\f",
-    "\n": "\\n",
-    "\r": "\\r",
-    "\t": "\\t",
-    "\v": "\\v",
-}
 
 
 def status_object(
@@ -205,34 +170,6 @@ def forbidden(resource: str, group: str, name: str, message: str) -> bytes:
     else:
         text = f"{_qualified(resource, group)} {go_quote(name)} is forbidden: {message}"
     return status_json(403, "Forbidden", text, details={"name": name, "group": group, "kind": resource})
-
-
-def forbidden_message(attrs: Attributes) -> str:
-    """The authorizer's denial text for `attrs` (`responsewriters.forbiddenMessage`), without a reason."""
-    user = go_quote(attrs.user.name)
-    if not attrs.resource_request:
-        return f"User {user} cannot {attrs.verb} path {go_quote(attrs.path)}"
-    resource = f"{attrs.resource}/{attrs.subresource}" if attrs.subresource else attrs.resource
-    group = go_quote(attrs.api_group)
-    head = f"User {user} cannot {attrs.verb} resource {go_quote(resource)} in API group {group}"
-    if attrs.namespace:
-        return f"{head} in the namespace {go_quote(attrs.namespace)}"
-    return f"{head} at the cluster scope"
-
-
-def forbidden_for(attrs: Attributes, reason: str = "") -> bytes:
-    """403 for a denied request, exactly as the library's authorization filter words it.
-
-    Resource requests: `pods.metrics.k8s.io is forbidden: User "alice" cannot list resource "pods" in
-    API group "metrics.k8s.io" in the namespace "default"`; non-resource requests: `forbidden: User
-    "alice" cannot get path "/metrics"`. A non-empty authorizer `reason` is appended as `: <reason>`.
-    """
-    message = forbidden_message(attrs)
-    if reason:
-        message = f"{message}: {reason}"
-    if not attrs.resource_request:
-        return forbidden("", "", "", message)
-    return forbidden(attrs.resource, attrs.api_group, attrs.name, message)
 
 
 def internal_error(cause: str) -> bytes:

@@ -35,13 +35,13 @@ from collections.abc import Callable, Sequence
 from typing import NamedTuple, Protocol
 from urllib.parse import unquote_to_bytes
 
-from metrics_server.auth.asgi import Headers
+from metrics_server.asgi import Headers
+from metrics_server.auth.authconfig import AuthenticationConfig, RequestHeaderConfig
 from metrics_server.auth.clientcert import ClientLeaf, TrustBundle, certificate_identifier
 from metrics_server.auth.errors import CertificateRejected
+from metrics_server.auth.reviews import ReviewError
 from metrics_server.auth.tls import AuthenticationConfigProvider
 from metrics_server.auth.user import UserInfo
-from metrics_server.kube.authconfig import AuthenticationConfig, RequestHeaderConfig
-from metrics_server.kube.reviews import ReviewError
 
 ANONYMOUS = "system:anonymous"
 UNAUTHENTICATED = "system:unauthenticated"
@@ -54,7 +54,7 @@ _AUTHORIZATION = frozenset((b"authorization",))
 
 
 class TokenReviewerLike(Protocol):
-    """What `kube.reviews.TokenReviewer` offers."""
+    """What `auth.reviews.TokenReviewer` offers."""
 
     async def review(self, token: str) -> UserInfo | None: ...
 

@@ -12,7 +12,7 @@ In order, the first Allow wins:
    filter answers a webhook error with an internal error, not 403).
 
 `forbidden_body(attrs, reason)` is the library's `responsewriters.Forbidden`: the message built by
-`api.status.forbidden_message`, with `&`, `<`, `>` HTML-escaped (the library's sanitizer), then
+`forbidden_message`, with `&`, `<`, `>` HTML-escaped (the library's sanitizer), then
 `: <reason>` when the authorizer gave one.
 """
 
@@ -22,6 +22,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import ClassVar, Protocol
 
+from k8s_metrics.gostrings import go_quote
 from metrics_server.api import status
 from metrics_server.auth.errors import ServingOptionsError
 from metrics_server.auth.user import Attributes, Decision
@@ -34,7 +35,7 @@ _SANITIZE = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
 
 
 class AccessReviewerLike(Protocol):
-    """What `kube.reviews.AccessReviewer` offers."""
+    """What `auth.reviews.AccessReviewer` offers."""
 
     async def authorize(self, attributes: Attributes) -> Decision: ...
 
@@ -72,7 +73,7 @@ class AlwaysAllowPaths:
 @dataclass(frozen=True, slots=True)
 class AuthorizationOptions:
     """The delegated-authorization flags (the SubjectAccessReview cache TTLs are in
-    `kube.reviews.ReviewCacheOptions`)."""
+    `auth.reviews.ReviewCacheOptions`)."""
 
     FLAG_GROUP: ClassVar[str] = AUTHORIZATION
 
@@ -115,7 +116,7 @@ class Authorizer:
         self._groups = frozenset(always_allow_groups)
 
     async def authorize(self, attrs: Attributes) -> Decision:
-        """The decision for `attrs`. Raises `kube.reviews.ReviewError` when the review fails."""
+        """The decision for `attrs`. Raises `auth.reviews.ReviewError` when the review fails."""
         if not self._groups.isdisjoint(attrs.user.groups):
             return ALLOWED
         if self._paths.allows(attrs):
@@ -125,9 +126,27 @@ class Authorizer:
         return await self._reviewer.authorize(attrs)
 
 
+def forbidden_message(attrs: Attributes) -> str:
+    """The authorizer's denial text for `attrs` (`responsewriters.forbiddenMessage`), without a reason."""
+    user = go_quote(attrs.user.name)
+    if not attrs.resource_request:
+        return f"User {user} cannot {attrs.verb} path {go_quote(attrs.path)}"
+    resource = f"{attrs.resource}/{attrs.subresource}" if attrs.subresource else attrs.resource
+    group = go_quote(attrs.api_group)
+    head = f"User {user} cannot {attrs.verb} resource {go_quote(resource)} in API group {group}"
+    if attrs.namespace:
+        return f"{head} in the namespace {go_quote(attrs.namespace)}"
+    return f"{head} at the cluster scope"
+
+
 def forbidden_body(attrs: Attributes, reason: str = "") -> bytes:
-    """The 403 `Status` body for a denied request (see the module docstring)."""
-    message = status.forbidden_message(attrs).translate(_SANITIZE)
+    """The 403 `Status` body for a denied request (see the module docstring).
+
+    Resource requests: `pods.metrics.k8s.io is forbidden: User "alice" cannot list resource "pods" in
+    API group "metrics.k8s.io" in the namespace "default"`; non-resource requests: `forbidden: User
+    "alice" cannot get path "/metrics"`.
+    """
+    message = forbidden_message(attrs).translate(_SANITIZE)
     if reason:
         message = f"{message}: {reason}"
     if not attrs.resource_request:

@@ -57,7 +57,7 @@ from hypercorn.typing import ConnectionState
 from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from metrics_server.auth.asgi import ASGIApp, Receive, Scope, Send
+from metrics_server.asgi import ASGIApp, Receive, Scope, Send
 
 logger = logging.getLogger(__name__)
 

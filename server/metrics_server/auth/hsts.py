@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from metrics_server.auth.asgi import ASGIApp, Message, Receive, Scope, Send
+from metrics_server.asgi import ASGIApp, Message, Receive, Scope, Send
 
 HEADER = b"strict-transport-security"
 _INVALID = (

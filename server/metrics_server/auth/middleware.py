@@ -28,14 +28,14 @@ import logging
 import time
 
 from metrics_server.api import status
-from metrics_server.auth.asgi import ASGIApp, Receive, Scope, Send, send_response
+from metrics_server.asgi import ASGIApp, Receive, Scope, Send, send_response
 from metrics_server.auth.authn import Authenticator
 from metrics_server.auth.authz import Authorizer, forbidden_body
 from metrics_server.auth.errors import RequestInfoError
 from metrics_server.auth.requestinfo import RequestInfo, resolve
 from metrics_server.auth.requestmetrics import RequestMetrics, request_labels
+from metrics_server.auth.reviews import ReviewError
 from metrics_server.auth.user import USER_SCOPE_KEY
-from metrics_server.kube.reviews import ReviewError
 
 logger = logging.getLogger(__name__)
 

@@ -61,7 +61,7 @@ from hypercorn.trio.tcp_server import MAX_RECV, TCPServer
 from hypercorn.typing import ConnectionState
 from hypercorn.utils import parse_socket_addr
 
-from metrics_server.auth.asgi import ASGIApp, Receive, Scope, Send
+from metrics_server.asgi import ASGIApp, Receive, Scope, Send
 from metrics_server.auth.connection import (
     ConnectionPolicy,
     TLSH11Protocol,

@@ -24,9 +24,10 @@ import re
 from typing import NamedTuple
 from urllib.parse import parse_qsl
 
+from k8s_metrics.fieldselectors import parse_field_selector
+from k8s_metrics.selectors import SelectorError, parse_label_selector
 from metrics_server.auth.errors import RequestInfoError
 from metrics_server.auth.user import Attributes, UserInfo
-from metrics_server.selectors import SelectorError, parse_field_selector, parse_label_selector
 
 _API_PREFIXES = frozenset(("api", "apis"))
 _GROUPLESS_PREFIXES = frozenset(("api",))

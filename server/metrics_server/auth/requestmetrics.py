@@ -31,7 +31,7 @@ from collections.abc import Iterable
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from metrics_server.auth.asgi import ASGIApp, Message, Receive, Scope, Send
+from metrics_server.asgi import ASGIApp, Message, Receive, Scope, Send
 from metrics_server.auth.requestinfo import RequestInfo
 from metrics_server.promtext import CounterVec, HistogramVec, exponential_buckets
 

@@ -43,8 +43,8 @@ import hypercorn.trio
 import trio
 from hypercorn.typing import Framework
 
+from metrics_server.asgi import ASGIApp
 from metrics_server.auth import certs, peercert
-from metrics_server.auth.asgi import ASGIApp
 from metrics_server.auth.connection import (
     HEADER_SLACK,
     MAX_HEADER_BYTES,

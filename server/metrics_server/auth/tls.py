@@ -30,8 +30,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import NamedTuple, NoReturn, Protocol
 
+from metrics_server.auth.authconfig import AuthenticationConfig
 from metrics_server.auth.errors import ServingOptionsError
-from metrics_server.kube.authconfig import AuthenticationConfig
 
 logger = logging.getLogger(__name__)
 
@@ -139,7 +139,7 @@ ALPN_HTTP1 = ("http/1.1",)
 
 
 class AuthenticationConfigProvider(Protocol):
-    """What `kube.authconfig.AuthenticationConfigSource` offers: the settings in force now."""
+    """What `auth.authconfig.AuthenticationConfigSource` offers: the settings in force now."""
 
     def current(self) -> AuthenticationConfig: ...
 

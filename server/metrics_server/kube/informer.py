@@ -28,6 +28,7 @@ import httpx
 import orjson
 import trio
 
+from k8s_metrics.selectors import parse_label_selector
 from metrics_server.flagset import KUBELET_CLIENT, STRING, flag
 from metrics_server.kube.backoff import Backoff
 from metrics_server.kube.errors import (
@@ -38,7 +39,6 @@ from metrics_server.kube.errors import (
     describe_exception,
 )
 from metrics_server.kube.rest import request_json
-from metrics_server.selectors import parse_label_selector
 
 logger = logging.getLogger(__name__)
 

@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from conftest import Asgi, default_world
 
 from metrics_server.api.app import ApiOptions, create_app
-from metrics_server.health import HealthChecks
+from metrics_server.api.health import HealthChecks
 from metrics_server.selfmetrics import SelfMetrics, exposition
 
 

@@ -13,7 +13,7 @@ import trio
 import yaml
 
 from metrics_server.api.app import ApiOptions, create_app
-from metrics_server.health import HealthChecks
+from metrics_server.api.health import HealthChecks
 from metrics_server.kube.objects import NodeInfo, PodInfo
 from metrics_server.storage.snapshot import ContainerUsage, NodeUsage, PodUsage
 

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from conftest import World
 
-from metrics_server.health import HealthChecks
+from metrics_server.api.health import HealthChecks
 
 HOOKS = ["poststarthook/max-in-flight-filter", "poststarthook/storage-object-count-tracker-hook"]
 HOOKS_OK = "[+]ping ok\n[+]log ok\n" + "".join(f"[+]{hook} ok\n" for hook in HOOKS)
@@ -74,7 +74,7 @@ async def test_failure_is_verbose_and_withholds_the_reason(
         HOOKS_OK + "[-]metric-storage-ready failed: reason withheld\n[+]metric-informer-sync ok\n"
         "[+]metadata-informer-sync ok\n[-]shutdown failed: reason withheld\nreadyz check failed\n"
     )
-    with caplog.at_level("INFO", logger="metrics_server.health"):
+    with caplog.at_level("INFO", logger="metrics_server.api.health"):
         assert await fetch(client, "/readyz") == (500, "text/plain; charset=utf-8", "nosniff", body)
     assert "[-]metric-storage-ready failed: no metrics to serve" in caplog.text
     # livez does not carry readiness checks

@@ -9,10 +9,10 @@ import trio
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from k8s_metrics.selectors import LabelSelector, parse_label_selector
 from metrics_server.api import podindex
 from metrics_server.api.podindex import NamespaceIndex, PodIndexes, indexable
 from metrics_server.kube.objects import PodInfo
-from metrics_server.selectors import LabelSelector, parse_label_selector
 
 KEYS = ("app", "tier", "k")
 VALUES = ("a", "b", "", "10")

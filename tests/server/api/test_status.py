@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from metrics_server.api import status
-from metrics_server.auth.user import Attributes, UserInfo
 
 
 def test_not_found_variants() -> None:
@@ -54,32 +53,6 @@ def test_watch_not_supported() -> None:
     )
 
 
-def test_forbidden_messages() -> None:
-    alice = UserInfo("alice", groups=("dev",))
-    pods = Attributes(alice, "list", True, namespace="default", api_group="metrics.k8s.io", resource="pods")
-    assert status.forbidden_for(pods) == (
-        b'{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure",'
-        b'"message":"pods.metrics.k8s.io is forbidden: User \\"alice\\" cannot list resource \\"pods\\" '
-        b"in API group "
-        b'\\"metrics.k8s.io\\" in the namespace \\"default\\"","reason":"Forbidden",'
-        b'"details":{"group":"metrics.k8s.io","kind":"pods"},"code":403}\n'
-    )
-    node = Attributes(alice, "get", True, api_group="metrics.k8s.io", resource="nodes", name="n1")
-    assert status.forbidden_message(node) == (
-        'User "alice" cannot get resource "nodes" in API group "metrics.k8s.io" at the cluster scope'
-    )
-    assert b'"message":"nodes.metrics.k8s.io \\"n1\\" is forbidden: User' in status.forbidden_for(
-        node, "no RBAC"
-    )
-    assert status.forbidden_for(node, "no RBAC").count(b"at the cluster scope: no RBAC") == 1
-    path = Attributes(alice, "get", False, path="/metrics")
-    assert status.forbidden_for(path) == (
-        b'{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure",'
-        b'"message":"forbidden: User \\"alice\\" cannot get path \\"/metrics\\"","reason":"Forbidden",'
-        b'"details":{},"code":403}\n'
-    )
-
-
 def test_invalid_list_options() -> None:
     body = status.invalid(
         "ListOptions",
@@ -101,7 +74,3 @@ def test_invalid_list_options() -> None:
         b'"message":"Forbidden: resourceVersionMatch is forbidden unless resourceVersion is provided",'
         b'"field":"resourceVersionMatch"}]},"code":422}\n'
     )
-
-
-def test_go_quote() -> None:
-    assert status.go_quote('a"b\\c\n\x01é\u2028') == '"a\\"b\\\\c\\n\\x01é\\u2028"'

@@ -23,14 +23,14 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from metrics_server.auth.asgi import ASGIApp, Receive, Scope, Send
+from metrics_server.asgi import ASGIApp, Receive, Scope, Send
+from metrics_server.auth.authconfig import AuthenticationConfig, RequestHeaderConfig
 from metrics_server.auth.authn import Authenticator
 from metrics_server.auth.authz import Authorizer
 from metrics_server.auth.middleware import AuthMiddleware
+from metrics_server.auth.reviews import ReviewError
 from metrics_server.auth.serving import ServingConfig, serve_https
 from metrics_server.auth.user import Attributes, Decision, UserInfo, user_from_scope
-from metrics_server.kube.authconfig import AuthenticationConfig, RequestHeaderConfig
-from metrics_server.kube.reviews import ReviewError
 
 HOST = "127.0.0.61"
 FRONT_PROXY_CN = "front-proxy-client"

@@ -95,7 +95,7 @@ def _api_app() -> Any:
     import prometheus_client
 
     from metrics_server.api.app import ApiOptions, create_app
-    from metrics_server.health import HealthChecks
+    from metrics_server.api.health import HealthChecks
     from metrics_server.kube.objects import NodeInfo, PodInfo
     from metrics_server.storage.snapshot import ContainerUsage, DictSnapshot, NodeUsage, PodUsage
 
@@ -228,12 +228,12 @@ async def _serve(directory: Path, app_kind: str) -> None:
     import httpx
     import trio
 
+    from metrics_server.auth.authconfig import AuthenticationConfigSource, AuthenticationOptions
     from metrics_server.auth.authn import Authenticator
     from metrics_server.auth.authz import Authorizer
     from metrics_server.auth.middleware import AuthMiddleware
+    from metrics_server.auth.reviews import AccessReviewer, ReviewCacheOptions, TokenReviewer
     from metrics_server.auth.serving import ServingConfig, serve_https
-    from metrics_server.kube.authconfig import AuthenticationConfigSource, AuthenticationOptions
-    from metrics_server.kube.reviews import AccessReviewer, ReviewCacheOptions, TokenReviewer
 
     cert, key = str(directory / "serving.crt"), str(directory / "serving.key")
     async with trio.open_nursery() as nursery:
@@ -278,7 +278,7 @@ async def _serve(directory: Path, app_kind: str) -> None:
 
 LAYERS = (
     ("auth (metrics_server/auth)", ("metrics_server/auth/",)),
-    ("review caches (kube/reviews.py)", ("metrics_server/kube/reviews",)),
+    ("review caches (auth/reviews.py)", ("metrics_server/auth/reviews",)),
     ("API app (metrics_server/api etc.)", ("metrics_server/",)),
     ("trivial app (this script)", ("bench_request",)),
     ("quart/werkzeug", ("quart/", "quart_trio/", "werkzeug/")),
@@ -419,12 +419,12 @@ async def _micro(args: argparse.Namespace) -> None:
     import httpx
     import orjson
 
+    from metrics_server.auth.authconfig import AuthenticationConfigSource, AuthenticationOptions
     from metrics_server.auth.authn import Authenticator
     from metrics_server.auth.authz import Authorizer
     from metrics_server.auth.middleware import AuthMiddleware
     from metrics_server.auth.peercert import PEER_STATE_KEY, PeerTLS, tls_extension
-    from metrics_server.kube.authconfig import AuthenticationConfigSource, AuthenticationOptions
-    from metrics_server.kube.reviews import AccessReviewer, ReviewCacheOptions, TokenReviewer
+    from metrics_server.auth.reviews import AccessReviewer, ReviewCacheOptions, TokenReviewer
 
     def answer(request: httpx.Request) -> httpx.Response:
         obj = orjson.loads(request.content)

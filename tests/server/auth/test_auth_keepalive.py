@@ -13,7 +13,7 @@ import trio
 import trio.testing
 from auth_testkit import HOST, Pki
 
-from metrics_server.auth.asgi import Receive, Scope, Send
+from metrics_server.asgi import Receive, Scope, Send
 from metrics_server.auth.serving import ServingConfig, serve_https
 
 KEEP_ALIVE = 30.0

@@ -29,10 +29,10 @@ from auth_testkit import (
 )
 from cryptography import x509
 
+from metrics_server.auth.authconfig import AuthenticationConfig
 from metrics_server.auth.authn import CREDENTIAL_ID_KEY
 from metrics_server.auth.clientcert import fingerprint
 from metrics_server.auth.user import Attributes, Decision, UserInfo
-from metrics_server.kube.authconfig import AuthenticationConfig
 
 API = "/apis/metrics.k8s.io/v1beta1"
 GROUP = "metrics.k8s.io"

@@ -6,7 +6,7 @@ from typing import Any
 
 from auth_testkit import FakeAccess, FakeConfigSource, FakeTokens, Pki, allow_all, deny_all
 
-from metrics_server.auth.asgi import Message, Receive, Scope, Send
+from metrics_server.asgi import Message, Receive, Scope, Send
 from metrics_server.auth.authn import Authenticator
 from metrics_server.auth.authz import Authorizer
 from metrics_server.auth.middleware import AuthMiddleware

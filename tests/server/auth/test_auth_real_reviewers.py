@@ -17,13 +17,13 @@ import pytest
 import trio
 from auth_testkit import FRONT_PROXY_CN, HOST, Pki, echo_app
 
-from metrics_server.auth.asgi import Receive, Scope, Send
+from metrics_server.asgi import Receive, Scope, Send
+from metrics_server.auth.authconfig import AuthenticationConfigSource, AuthenticationOptions
 from metrics_server.auth.authn import Authenticator
 from metrics_server.auth.authz import Authorizer
 from metrics_server.auth.middleware import AuthMiddleware
+from metrics_server.auth.reviews import AccessReviewer, ReviewCacheOptions, TokenReviewer
 from metrics_server.auth.serving import ServingConfig, serve_https
-from metrics_server.kube.authconfig import AuthenticationConfigSource, AuthenticationOptions
-from metrics_server.kube.reviews import AccessReviewer, ReviewCacheOptions, TokenReviewer
 
 APISERVER_HOST = "127.0.0.62"
 Obj = dict[str, Any]

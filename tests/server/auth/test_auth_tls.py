@@ -22,11 +22,11 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 from hypercorn.trio.tcp_server import TCPServer
 
+from metrics_server.asgi import Receive, Scope, Send
 from metrics_server.auth import peercert
-from metrics_server.auth.asgi import Receive, Scope, Send
+from metrics_server.auth.authconfig import AuthenticationConfig
 from metrics_server.auth.errors import ServingOptionsError, ShimError
 from metrics_server.auth.serving import ServingConfig, serve_https
-from metrics_server.kube.authconfig import AuthenticationConfig
 
 PROXY_BOB = (("X-Remote-User", "bob"),)
 HANDSHAKE_LOGGER = "metrics_server.auth.peercert"

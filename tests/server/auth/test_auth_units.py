@@ -10,6 +10,7 @@ from auth_testkit import FRONT_PROXY_CN, FakeConfigSource, FakeTokens, Pki, issu
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
+from metrics_server.auth.authconfig import RequestHeaderConfig
 from metrics_server.auth.authn import (
     AUTHENTICATED,
     Authenticator,
@@ -17,13 +18,12 @@ from metrics_server.auth.authn import (
     request_header_user,
     with_authenticated_group,
 )
-from metrics_server.auth.authz import AlwaysAllowPaths, Authorizer, forbidden_body
+from metrics_server.auth.authz import AlwaysAllowPaths, Authorizer, forbidden_body, forbidden_message
 from metrics_server.auth.clientcert import TrustBundle, common_name, organizations
 from metrics_server.auth.errors import CertificateRejected, RequestInfoError, ServingOptionsError
 from metrics_server.auth.requestinfo import RequestInfo, resolve
 from metrics_server.auth.serving import ServingConfig
 from metrics_server.auth.user import USER_SCOPE_KEY, Attributes, Decision, UserInfo, user_from_scope
-from metrics_server.kube.authconfig import RequestHeaderConfig
 
 API = "/apis/metrics.k8s.io/v1beta1"
 G, V = "metrics.k8s.io", "v1beta1"
@@ -219,6 +219,30 @@ async def test_authorizer_without_reviewer_forbids() -> None:
     assert await authz.authorize(Attributes(user, "get", False, path="/readyz")) == Decision(True)
     masters = UserInfo("m", groups=("system:masters",))
     assert await authz.authorize(Attributes(masters, "list", True, resource="pods")) == Decision(True)
+
+
+def test_forbidden_messages() -> None:
+    alice = UserInfo("alice", groups=("dev",))
+    pods = Attributes(alice, "list", True, namespace="default", api_group="metrics.k8s.io", resource="pods")
+    assert forbidden_body(pods) == (
+        b'{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure",'
+        b'"message":"pods.metrics.k8s.io is forbidden: User \\"alice\\" cannot list resource \\"pods\\" '
+        b"in API group "
+        b'\\"metrics.k8s.io\\" in the namespace \\"default\\"","reason":"Forbidden",'
+        b'"details":{"group":"metrics.k8s.io","kind":"pods"},"code":403}\n'
+    )
+    node = Attributes(alice, "get", True, api_group="metrics.k8s.io", resource="nodes", name="n1")
+    assert forbidden_message(node) == (
+        'User "alice" cannot get resource "nodes" in API group "metrics.k8s.io" at the cluster scope'
+    )
+    assert b'"message":"nodes.metrics.k8s.io \\"n1\\" is forbidden: User' in forbidden_body(node, "no RBAC")
+    assert forbidden_body(node, "no RBAC").count(b"at the cluster scope: no RBAC") == 1
+    path = Attributes(alice, "get", False, path="/metrics")
+    assert forbidden_body(path) == (
+        b'{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure",'
+        b'"message":"forbidden: User \\"alice\\" cannot get path \\"/metrics\\"","reason":"Forbidden",'
+        b'"details":{},"code":403}\n'
+    )
 
 
 def test_forbidden_body_sanitizes_the_message_but_not_the_reason_or_details() -> None:

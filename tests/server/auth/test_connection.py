@@ -25,8 +25,8 @@ import trio.testing
 from auth_testkit import HOST, Pki
 from hypercorn.protocol.h2 import H2Protocol
 
+from metrics_server.asgi import Receive, Scope, Send
 from metrics_server.auth import connection
-from metrics_server.auth.asgi import Receive, Scope, Send
 from metrics_server.auth.connection import ConnectionMetrics, TLSH11Protocol
 from metrics_server.auth.serving import ServingConfig, serve_https
 from metrics_server.auth.tls import ServerTLS

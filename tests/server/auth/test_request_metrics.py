@@ -12,7 +12,7 @@ from auth_testkit import FakeAccess, FakeConfigSource, FakeTokens, Pki, allow_al
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
-from metrics_server.auth.asgi import Message, Receive, Scope, Send
+from metrics_server.asgi import Message, Receive, Scope, Send
 from metrics_server.auth.authn import Authenticator
 from metrics_server.auth.authz import Authorizer
 from metrics_server.auth.middleware import AuthMiddleware

@@ -1,4 +1,6 @@
-"""Authentication settings from the extension-apiserver-authentication ConfigMap and from flags."""
+"""Authentication settings (`auth.authconfig`) from the extension-apiserver-authentication ConfigMap and
+from flags. They live beside the fake kube-apiserver of this directory, which they talk to.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ import trio
 import trustme
 from kubefake import FakeApiServer, Recorder, status_body
 
-from metrics_server.kube.authconfig import (
+from metrics_server.auth.authconfig import (
     AuthenticationConfig,
     AuthenticationConfigSource,
     AuthenticationOptions,
@@ -203,7 +205,7 @@ async def test_tolerated_lookup_failure_continues_and_recovers(
     changes = Changes()
     options = AuthenticationOptions(tolerate_lookup_failure=True)
     source = AuthenticationConfigSource(options, client, informer_config=FAST, on_change=changes)
-    with caplog.at_level(logging.INFO, logger="metrics_server.kube.authconfig"):
+    with caplog.at_level(logging.INFO, logger="metrics_server.auth.authconfig"):
         await nursery.start(source.run)
         assert source.current() == AuthenticationConfig(None, None)
         assert not source.has_synced

@@ -1,4 +1,7 @@
-"""TokenReview and SubjectAccessReview clients: wire bodies, caching, collapsing, errors."""
+"""TokenReview and SubjectAccessReview clients (`auth.reviews`): wire bodies, caching, collapsing, errors.
+
+They live beside the fake kube-apiserver of this directory, which they talk to.
+"""
 
 from __future__ import annotations
 
@@ -11,15 +14,15 @@ import trio
 import trio.testing
 from kubefake import FakeApiServer, status_body
 
-from metrics_server.auth.user import Attributes, Decision, UserInfo
-from metrics_server.kube.errors import OptionsError
-from metrics_server.kube.reviews import (
+from metrics_server.auth.reviews import (
     AccessReviewer,
     CollapsingTTLCache,
     ReviewCacheOptions,
     ReviewError,
     TokenReviewer,
 )
+from metrics_server.auth.user import Attributes, Decision, UserInfo
+from metrics_server.kube.errors import OptionsError
 
 ALICE = UserInfo(name="alice", uid="u-1", groups=("dev", "system:authenticated"), extra={"scopes": ("read",)})
 

@@ -23,7 +23,7 @@ import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from metrics_server.api.status import go_quote
+from k8s_metrics.gostrings import go_quote
 
 Check = Callable[[], "str | None"]
 """A health check: `None` = healthy, a string = why not."""

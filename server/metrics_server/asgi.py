@@ -1,4 +1,7 @@
-"""ASGI type aliases and the one response helper the auth layer needs."""
+"""ASGI type aliases and a complete-response helper, for every layer that wraps or serves ASGI apps.
+
+A leaf module: it imports nothing of the server.
+"""
 
 from __future__ import annotations
 

@@ -4,15 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from metrics_server.selectors import (
-    FieldRequirement,
-    FieldSelector,
-    Requirement,
-    SelectorError,
-    check_fields,
-    parse_field_selector,
-    parse_label_selector,
-)
+from k8s_metrics.fieldselectors import FieldRequirement, FieldSelector, check_fields, parse_field_selector
+from k8s_metrics.selectors import Requirement, SelectorError, parse_label_selector
 
 NAME_RULE = (
     "must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an "
