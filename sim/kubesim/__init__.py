@@ -6,10 +6,12 @@ separate process. This is its own distribution (`sim/`, k8s-metrics-kubesim): it
 the server, and the server never imports it.
 """
 
+from k8s_metrics.selectors import SelectorError
+
 from .clock import SimClock
 from .cluster import SimCluster
 from .entities import ContainerSpec
-from .errors import ConfigError, NotFoundError, SelectorError, SimError
+from .errors import ConfigError, NotFoundError, SimError
 from .model import FAULT_MODES, KUBELET_FORMATS
 from .profiles import MI, Bursty, Profile, Sine, Steady
 from .statefiles import ADMIN_USER, LIMITED_NAMESPACE, LIMITED_USER, METRICS_SERVER_USER, StatePaths

@@ -14,21 +14,23 @@ history gets an ERROR event with a 410 Expired Status (the watch cache's behavio
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import orjson
 import trio
 
+from k8s_metrics.fieldselectors import FieldRequirement, FieldSelector, parse_field_selector
+from k8s_metrics.selectors import EQUALS, SelectorError, parse_label_selector
+
 from . import discovery, reviews, tables
 from .aggregator import DISCOVERY_PATH, GROUP, VERSION, Aggregator
 from .clock import SimClock
-from .errors import SelectorError
 from .httpserver import Request, Response, Send
 from .model import ClusterModel
 from .policy import ANONYMOUS_USER, METHOD_VERBS, Attributes, Policy, User, forbidden_message
 from .responses import JSON, NO_METHOD, TRUE_VALUES, UNAUTHORIZED, json_response, raw_json, status, status_doc
-from .selectors import FieldSelector, parse_field_selector, parse_label_selector
 from .store import ExpiredError, Filter, ResourceStore, Store
 from .workloads import APPS_RESOURCES, Workloads
 
@@ -153,23 +155,21 @@ def request_attributes(request: Request, user: User) -> Attributes:
     if verb == "get" and not name:
         verb = "watch" if request.param("watch").lower() in TRUE_VALUES else "list"
     if verb in ("list", "watch") and not name:
-        try:
-            fs = parse_field_selector(
-                request.param("fieldSelector"), frozenset(["metadata.name", *_all_fields(request)])
-            )
-            name = fs.exact("metadata.name") or ""
-        except SelectorError:
-            pass
+        with contextlib.suppress(SelectorError):  # validity is checked when serving
+            name = parse_field_selector(request.param("fieldSelector")).exact("metadata.name") or ""
     if method_verb == "delete" and not name:
         verb = "deletecollection"
     return Attributes(user, verb, True, namespace, group, version, resource, subresource, name, path)
 
 
-def _all_fields(request: Request) -> list[str]:
-    # Only for pulling metadata.name out of the selector; validity is checked when serving.
-    return [
-        term.split("=", 1)[0].rstrip("!") for term in request.param("fieldSelector").split(",") if "=" in term
-    ]
+def field_selector(text: str, known: Iterable[str]) -> FieldSelector:
+    """`fieldSelector` of a core resource: fields outside `known` fail as the core API's field
+    label conversion does (`field label not supported: <field>`). Raises `SelectorError`."""
+    selector = parse_field_selector(text)
+    for r in selector.requirements:
+        if r.field not in known:
+            raise SelectorError(f"field label not supported: {r.field}")
+    return selector
 
 
 class ApiServer:
@@ -360,14 +360,9 @@ class ApiServer:
 
     def _filter(self, request: Request, rs: ResourceStore, namespace: str, name: str = "") -> Filter:
         labels = parse_label_selector(request.param("labelSelector"))
-        fields = parse_field_selector(request.param("fieldSelector"), rs.field_names)
+        fields = field_selector(request.param("fieldSelector"), rs.field_names)
         if name:  # a watch on a named object is a watch with metadata.name=<name>
-            fields = FieldSelector(
-                (
-                    *fields.requirements,
-                    *parse_field_selector(f"metadata.name={name}", rs.field_names).requirements,
-                )
-            )
+            fields = FieldSelector((*fields.requirements, FieldRequirement("metadata.name", EQUALS, name)))
         return Filter(namespace, labels, fields)
 
     def _list(self, request: Request, rs: ResourceStore, a: Attributes) -> Response:

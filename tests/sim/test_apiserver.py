@@ -103,6 +103,10 @@ async def test_pod_lists_and_selectors(cluster: SimCluster, admin: httpx.AsyncCl
     assert r.status_code == 400 and r.json()["message"] == "field label not supported: spec.bogus"
     r = await admin.get("/api/v1/pods", params={"labelSelector": "app in (x"})
     assert r.status_code == 400 and r.json()["reason"] == "BadRequest"
+    assert r.json()["message"] == "unable to parse requirement: found '', expected: ',' or ')'"
+    r = await admin.get("/api/v1/pods", params={"fieldSelector": "metadata.name=a\\x"})
+    assert r.status_code == 400
+    assert r.json()["message"] == "invalid field selector: invalid escape sequence: \\x"
 
 
 async def test_limit_and_continue_give_a_consistent_snapshot(
