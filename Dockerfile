@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
 # The metrics-server image: the server and the typed client installed from wheels into a virtual
-# environment, run as UID 65534 with a read-only root filesystem (the only writable path is the
+# environment (not the simulator: sim/ is its own distribution and stays out of the build context), run as UID 65534 with a read-only root filesystem (the only writable path is the
 # --cert-dir emptyDir at /tmp). Build from the repository root:
 #   docker build -t ghcr.io/k8s-metrics-server/metrics-server:v0.1.0 .
 # Reproducible: the base is pinned by digest (python:3.11-slim-bookworm), and every dependency
@@ -15,7 +15,6 @@ ENV PIP_NO_CACHE_DIR=1 \
 WORKDIR /src
 COPY client/ client/
 COPY server/ server/
-COPY sim/ sim/
 COPY image/ image/
 COPY pyproject.toml README.md ./
 # The locked dependencies (hash-checked, no resolution), then the client and the server built

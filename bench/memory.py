@@ -84,10 +84,10 @@ def _write_record(out: BinaryIO, *parts: bytes) -> None:
 
 def generate(directory: Path, nodes: int, pods_per_node: int) -> None:
     """Write nodes.bin, pods.bin (list pages) and cycle-1.bin, cycle-2.bin (kubelet bodies)."""
+    from k8s_metrics.fieldselectors import parse_field_selector
     from kubesim.clock import SimClock
-    from kubesim.kubelet import KubeletRenderer
+    from kubesim.kubeletbodies import KubeletRenderer
     from kubesim.model import ClusterModel, ModelOptions
-    from kubesim.selectors import parse_field_selector
     from kubesim.store import Filter, ResourceStore, Store
 
     directory.mkdir(parents=True, exist_ok=True)
@@ -116,7 +116,7 @@ def generate(directory: Path, nodes: int, pods_per_node: int) -> None:
 
     with open(directory / "nodes.bin", "wb") as out:
         pages(model.api_nodes, Filter(), out)
-    running = Filter(fields=parse_field_selector("status.phase=Running", model.api_pods.field_names))
+    running = Filter(fields=parse_field_selector("status.phase=Running"))
     with open(directory / "pods.bin", "wb") as out:
         pages(model.api_pods, running, out)
     renderers = [KubeletRenderer(model, node) for node in model.nodes.values()]

@@ -9,6 +9,7 @@ line (the message names the flag), otherwise what the server returns.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import sys
@@ -67,7 +68,18 @@ def _naming_the_flag(exc: Exception) -> str:
     return f"{flag}: {message}"
 
 
+SIMULATOR_MISSING = (
+    "metrics-server simulate: the simulator is a separate distribution, not installed here: pip install ./sim"
+)
+
+
 def _run_simulator(argv: Sequence[str]) -> int:
+    """`metrics-server simulate ...` is `python -m kubesim.simulate ...` in this environment, when
+    the simulator (`sim/`, distribution k8s-metrics-kubesim) is installed; otherwise exit 2."""
+    # find_spec of a top-level name locates the package without importing it.
+    if importlib.util.find_spec("kubesim") is None:
+        print(SIMULATOR_MISSING, file=sys.stderr)
+        return 2
     # A separate interpreter keeps the simulator out of the server's process and imports.
     os.execv(sys.executable, [sys.executable, "-m", "kubesim.simulate", *argv])
     return 0  # pragma: no cover - execv does not return

@@ -29,8 +29,10 @@ import httpx
 import orjson
 import trio
 
+from k8s_metrics.durations import parse_duration_ns
+
 from . import discovery as agg_discovery
-from .clock import SimClock
+from .clock import NS_PER_S, SimClock
 from .gofmt import rfc3339
 from .httpserver import Request, Response
 from .policy import User
@@ -366,7 +368,10 @@ class Aggregator:
 
 
 def _request_timeout(value: str) -> float:
-    """kube-apiserver's default 60 s, or the client's `?timeout=` (Go duration, seconds part only)."""
-    if value.endswith("s") and value[:-1].replace(".", "", 1).isdigit():
-        return min(float(value[:-1]), 60.0) or 60.0
-    return 60.0
+    """The client's `?timeout=` (a Go duration) in seconds, at most kube-apiserver's default 60 s,
+    which also stands for a missing, unparsable or non-positive one."""
+    try:
+        ns = parse_duration_ns(value)
+    except ValueError:
+        return 60.0
+    return min(ns / NS_PER_S, 60.0) if ns > 0 else 60.0

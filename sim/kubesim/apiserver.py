@@ -14,21 +14,23 @@ history gets an ERROR event with a 410 Expired Status (the watch cache's behavio
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import orjson
 import trio
 
-from . import discovery, tables
+from k8s_metrics.fieldselectors import FieldRequirement, FieldSelector, parse_field_selector
+from k8s_metrics.selectors import EQUALS, SelectorError, parse_label_selector
+
+from . import discovery, reviews, tables
 from .aggregator import DISCOVERY_PATH, GROUP, VERSION, Aggregator
 from .clock import SimClock
-from .errors import ConfigError, NotFoundError, SelectorError
 from .httpserver import Request, Response, Send
 from .model import ClusterModel
-from .policy import ANONYMOUS_USER, Attributes, Policy, User, forbidden_message
-from .responses import JSON, UNAUTHORIZED, json_response, raw_json, status, status_doc
-from .selectors import FieldSelector, parse_field_selector, parse_label_selector
+from .policy import ANONYMOUS_USER, METHOD_VERBS, Attributes, Policy, User, forbidden_message
+from .responses import JSON, NO_METHOD, TRUE_VALUES, UNAUTHORIZED, json_response, raw_json, status, status_doc
 from .store import ExpiredError, Filter, ResourceStore, Store
 from .workloads import APPS_RESOURCES, Workloads
 
@@ -118,16 +120,6 @@ GROUP_RESOURCES: dict[str, list[dict[str, Any]]] = {
         },
     ],
 }
-_METHOD_VERBS = {
-    "GET": "get",
-    "HEAD": "get",
-    "POST": "create",
-    "PUT": "update",
-    "PATCH": "patch",
-    "DELETE": "delete",
-}
-_TRUE = ("true", "1")
-_NO_METHOD = "the server does not allow this method on the requested resource"
 
 
 def _group_doc(group_version: str) -> dict[str, Any]:
@@ -140,7 +132,7 @@ def request_attributes(request: Request, user: User) -> Attributes:
     """kube-apiserver's RequestInfoFactory: which resource and verb a request addresses."""
     path = request.path
     parts = [p for p in path.strip("/").split("/") if p]
-    method_verb = _METHOD_VERBS.get(request.method, request.method.lower())
+    method_verb = METHOD_VERBS.get(request.method, request.method.lower())
     if len(parts) >= 2 and parts[0] == "api":
         group, version, rest = "", parts[1], parts[2:]
     elif len(parts) >= 3 and parts[0] == "apis":
@@ -161,25 +153,23 @@ def request_attributes(request: Request, user: User) -> Attributes:
     name = rest[1] if len(rest) > 1 else ""
     subresource = rest[2] if len(rest) > 2 else ""
     if verb == "get" and not name:
-        verb = "watch" if request.param("watch").lower() in _TRUE else "list"
+        verb = "watch" if request.param("watch").lower() in TRUE_VALUES else "list"
     if verb in ("list", "watch") and not name:
-        try:
-            fs = parse_field_selector(
-                request.param("fieldSelector"), frozenset(["metadata.name", *_all_fields(request)])
-            )
-            name = fs.exact("metadata.name") or ""
-        except SelectorError:
-            pass
+        with contextlib.suppress(SelectorError):  # validity is checked when serving
+            name = parse_field_selector(request.param("fieldSelector")).exact("metadata.name") or ""
     if method_verb == "delete" and not name:
         verb = "deletecollection"
     return Attributes(user, verb, True, namespace, group, version, resource, subresource, name, path)
 
 
-def _all_fields(request: Request) -> list[str]:
-    # Only for pulling metadata.name out of the selector; validity is checked when serving.
-    return [
-        term.split("=", 1)[0].rstrip("!") for term in request.param("fieldSelector").split(",") if "=" in term
-    ]
+def field_selector(text: str, known: Iterable[str]) -> FieldSelector:
+    """`fieldSelector` of a core resource: fields outside `known` fail as the core API's field
+    label conversion does (`field label not supported: <field>`). Raises `SelectorError`."""
+    selector = parse_field_selector(text)
+    for r in selector.requirements:
+        if r.field not in known:
+            raise SelectorError(f"field label not supported: {r.field}")
+    return selector
 
 
 class ApiServer:
@@ -255,7 +245,7 @@ class ApiServer:
         if path.startswith("/sim/") and self._control is not None:
             return self._control(request)
         if request.method not in ("GET", "HEAD"):
-            return status(405, _NO_METHOD, details={})
+            return status(405, NO_METHOD, details={})
         aggregated = None
         if path in ("/api", "/apis"):
             aggregated = discovery.requested_version(request.header("accept"))
@@ -337,19 +327,25 @@ class ApiServer:
                 return self._list(request, rs, a)
             if a.verb == "watch":
                 return self._watch(request, rs, a)
-            return status(405, _NO_METHOD, details={})
+            return status(405, NO_METHOD, details={})
         if gv == "apps/v1" and self.workloads is not None:
             return self.workloads.handle(request, a)
         if gv == "authentication.k8s.io/v1" and a.resource == "tokenreviews" and not a.name:
-            return self._token_review(request) if a.verb == "create" else status(405, _NO_METHOD, details={})
+            return (
+                reviews.token_review(self.policy, request)
+                if a.verb == "create"
+                else status(405, NO_METHOD, details={})
+            )
         if (
             gv == "authorization.k8s.io/v1"
             and a.resource in ("subjectaccessreviews", "selfsubjectaccessreviews")
             and not a.name
         ):
             if a.verb != "create":
-                return status(405, _NO_METHOD, details={})
-            return self._access_review(request, a.user if a.resource.startswith("self") else None)
+                return status(405, NO_METHOD, details={})
+            return reviews.access_review(
+                self.policy, request, a.user if a.resource.startswith("self") else None
+            )
         if gv == "apiregistration.k8s.io/v1" and a.resource == "apiservices" and not a.subresource:
             return self._apiservices(a)
         return status(404, "the server could not find the requested resource", details={})
@@ -364,14 +360,9 @@ class ApiServer:
 
     def _filter(self, request: Request, rs: ResourceStore, namespace: str, name: str = "") -> Filter:
         labels = parse_label_selector(request.param("labelSelector"))
-        fields = parse_field_selector(request.param("fieldSelector"), rs.field_names)
+        fields = field_selector(request.param("fieldSelector"), rs.field_names)
         if name:  # a watch on a named object is a watch with metadata.name=<name>
-            fields = FieldSelector(
-                (
-                    *fields.requirements,
-                    *parse_field_selector(f"metadata.name={name}", rs.field_names).requirements,
-                )
-            )
+            fields = FieldSelector((*fields.requirements, FieldRequirement("metadata.name", EQUALS, name)))
         return Filter(namespace, labels, fields)
 
     def _list(self, request: Request, rs: ResourceStore, a: Attributes) -> Response:
@@ -423,8 +414,8 @@ class ApiServer:
             return status(400, str(exc))
         except ValueError as exc:
             return status(400, f"invalid watch parameter: {exc}")
-        initial = request.param("sendInitialEvents").lower() in _TRUE
-        bookmarks = request.param("allowWatchBookmarks").lower() in _TRUE
+        initial = request.param("sendInitialEvents").lower() in TRUE_VALUES
+        bookmarks = request.param("allowWatchBookmarks").lower() in TRUE_VALUES
         if initial:
             since = None
         head = b'{"kind":"%s","apiVersion":"%s",' % (rs.kind.encode(), rs.api_version.encode())
@@ -469,89 +460,6 @@ class ApiServer:
             meta["annotations"] = {"k8s.io/initial-events-end": "true"}
         return b'{"type":"BOOKMARK","object":%s%s}\n' % (head, orjson.dumps({"metadata": meta})[1:])
 
-    # --- reviews -----------------------------------------------------------------------
-
-    def _token_review(self, request: Request) -> Response:
-        try:
-            doc = orjson.loads(request.body)
-            token = doc["spec"]["token"]
-            if not isinstance(token, str):
-                raise TypeError("spec.token must be a string")
-        except (ValueError, KeyError, TypeError) as exc:
-            return status(400, f"TokenReview: {exc}")
-        user = self.policy.authenticate_token(token)
-        out_status: dict[str, Any]
-        if user is None:
-            out_status = {"authenticated": False, "user": {}, "error": "invalid bearer token"}
-        else:
-            out_status = {
-                "authenticated": True,
-                "user": user.to_json(),
-                "audiences": ["https://kubernetes.default.svc.cluster.local"],
-            }
-        spec = {"token": token}
-        if doc["spec"].get("audiences"):
-            spec["audiences"] = doc["spec"]["audiences"]
-        return json_response(
-            {
-                "kind": "TokenReview",
-                "apiVersion": "authentication.k8s.io/v1",
-                "metadata": {"creationTimestamp": None},
-                "spec": spec,
-                "status": out_status,
-            },
-            201,
-        )
-
-    def _access_review(self, request: Request, self_user: User | None) -> Response:
-        kind = "SelfSubjectAccessReview" if self_user else "SubjectAccessReview"
-        try:
-            doc = orjson.loads(request.body)
-            spec = doc["spec"]
-            if self_user is not None:
-                user = self_user
-            else:
-                extra = {k: tuple(v) for k, v in (spec.get("extra") or {}).items()}
-                user = User(spec.get("user", ""), spec.get("uid", ""), tuple(spec.get("groups") or ()), extra)
-            ra, nra = spec.get("resourceAttributes"), spec.get("nonResourceAttributes")
-            if (ra is None) == (nra is None):
-                return status(
-                    422,
-                    f'{kind}.authorization.k8s.io "" is invalid: spec.resourceAttributes: Invalid value: '
-                    '"null": exactly one of nonResourceAttributes or resourceAttributes must be specified',
-                    "Invalid",
-                )
-            if ra is not None:
-                attrs = Attributes(
-                    user,
-                    ra.get("verb", ""),
-                    True,
-                    ra.get("namespace", ""),
-                    ra.get("group", ""),
-                    ra.get("version", ""),
-                    ra.get("resource", ""),
-                    ra.get("subresource", ""),
-                    ra.get("name", ""),
-                )
-            else:
-                attrs = Attributes(user, nra.get("verb", ""), False, path=nra.get("path", ""))
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            return status(400, f"{kind}: {exc}")
-        decision = self.policy.authorize(attrs)
-        out_status: dict[str, Any] = {"allowed": decision.allowed}
-        if decision.reason:
-            out_status["reason"] = decision.reason
-        return json_response(
-            {
-                "kind": kind,
-                "apiVersion": "authorization.k8s.io/v1",
-                "metadata": {"creationTimestamp": None},
-                "spec": spec,
-                "status": out_status,
-            },
-            201,
-        )
-
     def _apiservices(self, a: Attributes) -> Response:
         svc = self.aggregator.apiservice()
         if a.verb == "get":
@@ -572,54 +480,4 @@ class ApiServer:
                     "items": [item],
                 }
             )
-        return status(405, _NO_METHOD, details={})
-
-
-def control_handler(
-    model: ClusterModel, aggregator: Aggregator, store: Store
-) -> Callable[[Request], Response]:
-    """The `/sim/...` control endpoint (POST only; authorized like any non-resource path).
-
-    POST /sim/nodes/<node>/fault?mode=hang|refuse|error|scrape_error|ok
-    POST /sim/nodes/<node>/ready?ready=true|false
-    POST /sim/nodes/<node>/format?format=stable|1.28|1.21
-    POST /sim/pods/<ns>/<pod>/phase?phase=Pending|Running|Succeeded|Failed
-    POST /sim/pods/<ns>/<pod>/containers/<container>/restart
-    POST /sim/pods/<ns>/<pod>/delete
-    POST /sim/compact                      (forget watch history: older resourceVersions get 410)
-    POST /sim/apiservice?url=<metrics server URL, empty for none>
-    """
-
-    def handle(request: Request) -> Response:
-        if request.method != "POST":
-            return status(405, _NO_METHOD, details={})
-        parts = request.path.strip("/").split("/")[1:]
-        try:
-            match parts:
-                case ["nodes", node, "fault"]:
-                    model.set_fault(node, request.param("mode"))
-                case ["nodes", node, "ready"]:
-                    model.set_node_ready(node, request.param("ready").lower() in _TRUE)
-                case ["nodes", node, "format"]:
-                    model.set_kubelet_format(node, request.param("format"))
-                case ["pods", ns, pod, "phase"]:
-                    model.set_pod_phase(ns, pod, request.param("phase"))
-                case ["pods", ns, pod, "containers", container, "restart"]:
-                    model.restart_container(ns, pod, container)
-                case ["pods", ns, pod, "delete"]:
-                    model.delete_pod(ns, pod)
-                case ["compact"]:
-                    store.compact()
-                case ["apiservice"]:
-                    aggregator.set_backend(request.param("url") or None)
-                case _:
-                    return status(404, "the server could not find the requested resource", details={})
-        except NotFoundError as exc:
-            return status(404, str(exc))
-        except ConfigError as exc:
-            return status(400, str(exc))
-        return json_response(
-            {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 200}
-        )
-
-    return handle
+        return status(405, NO_METHOD, details={})

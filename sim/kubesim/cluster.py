@@ -8,9 +8,10 @@ Usage::
 or `await nursery.start(cluster.run)`. The state directory receives the cluster CA, the
 front-proxy CA and client pair, the apiserver's serving pair, an admin client certificate,
 `kubeconfig` (contexts `admin`, `admin-cert`, `limited`) and `metrics-server.kubeconfig`
-(the metrics server's service account). `metrics_server_args()` gives the flags a real metrics
-server needs against this cluster; `set_metrics_server_url()` points the aggregator at it and
-`on_ready` is a hook to start it once everything listens.
+(the metrics server's service account), laid out by `kubesim.statefiles`.
+`metrics_server_args()` gives the flags a real metrics server needs against this cluster;
+`set_metrics_server_url()` points the aggregator at it and `on_ready` is a hook to start it once
+everything listens.
 
 Every kubelet listens on the same port: `kubelet_port`, or by default (0) one port free on every
 node address (`kubelet.reserve_port`), so clusters started side by side, by parallel test runs or
@@ -19,115 +20,41 @@ beside a running `simulate`, never collide; `model_options.kubelet_port` then sa
 
 from __future__ import annotations
 
-import base64
 import logging
 import shutil
 import ssl
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
 import trio
-import yaml
 
 from .aggregator import Aggregator
-from .apiserver import ApiServer, control_handler
+from .apiserver import ApiServer
 from .clock import NS_PER_S, SimClock
+from .control import control_handler
+from .entities import ContainerSpec, Pod
 from .errors import ConfigError, SimError
 from .httpserver import serve_listeners
 from .kubelet import KubeletFleet, reserve_port
-from .model import ClusterModel, ContainerSpec, ModelOptions, Pod, node_ip
+from .model import ClusterModel, ModelOptions, node_ip
 from .pki import CertificateAuthority
 from .policy import Policy
 from .profiles import PROFILE_KINDS
+from .statefiles import (
+    ADMIN_USER,
+    FRONT_PROXY_CLIENT_CN,
+    StatePaths,
+    write_kubeconfigs,
+)
 from .store import Store
 from .workloads import Workloads
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
-
-ADMIN_USER = "kubernetes-admin"
-LIMITED_USER = "jane"
-LIMITED_NAMESPACE = "team-a"
-METRICS_SERVER_USER = "system:serviceaccount:kube-system:metrics-server"
-FRONT_PROXY_CLIENT_CN = "front-proxy-client"
-
-
-@dataclass(frozen=True, slots=True)
-class StatePaths:
-    """Where a cluster writes its files (all under `root`)."""
-
-    root: Path
-
-    @property
-    def ca_cert(self) -> Path:
-        """The cluster CA: signs kubelet and apiserver serving certs and client certs."""
-        return self.root / "ca.crt"
-
-    @property
-    def ca_key(self) -> Path:
-        return self.root / "ca.key"
-
-    @property
-    def kubelet_ca(self) -> Path:
-        """The bundle to verify kubelets with (`--kubelet-certificate-authority`): the cluster CA."""
-        return self.ca_cert
-
-    @property
-    def front_proxy_ca_cert(self) -> Path:
-        return self.root / "front-proxy-ca.crt"
-
-    @property
-    def front_proxy_ca_key(self) -> Path:
-        return self.root / "front-proxy-ca.key"
-
-    @property
-    def front_proxy_client_cert(self) -> Path:
-        return self.root / "front-proxy-client.crt"
-
-    @property
-    def front_proxy_client_key(self) -> Path:
-        return self.root / "front-proxy-client.key"
-
-    @property
-    def apiserver_cert(self) -> Path:
-        return self.root / "apiserver.crt"
-
-    @property
-    def apiserver_key(self) -> Path:
-        return self.root / "apiserver.key"
-
-    @property
-    def admin_cert(self) -> Path:
-        return self.root / "admin.crt"
-
-    @property
-    def admin_key(self) -> Path:
-        return self.root / "admin.key"
-
-    @property
-    def kubeconfig(self) -> Path:
-        return self.root / "kubeconfig"
-
-    @property
-    def metrics_server_kubeconfig(self) -> Path:
-        return self.root / "metrics-server.kubeconfig"
-
-    @property
-    def policy(self) -> Path:
-        """A copy of the policy in force, for reference."""
-        return self.root / "policy.yaml"
-
-    @property
-    def kubelet_certs(self) -> Path:
-        return self.root / "kubelets"
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
 
 
 class SimCluster:
@@ -323,7 +250,7 @@ class SimCluster:
             raise ConfigError(f"apiserver cannot listen on {self.host}:{self.port}: {exc}") from exc
         self.port = listeners[0].socket.getsockname()[1]
         apiserver.address = f"{self.host}:{self.port}"
-        self._write_kubeconfigs(cluster_ca.cert_pem)
+        write_kubeconfigs(self.paths, self.api_url, cluster_ca.cert_pem, self.policy)
 
         async with trio.open_nursery() as nursery:
             await nursery.start(serve_listeners, listeners, apiserver.handle, ctx)
@@ -342,58 +269,6 @@ class SimCluster:
         while True:
             await trio.sleep(60.0 / self._churn)
             self.model.churn_step()
-
-    def _write_kubeconfigs(self, ca_pem: bytes) -> None:
-        paths = self.paths
-        cluster = {
-            "name": "kubesim",
-            "cluster": {"server": self.api_url, "certificate-authority-data": _b64(ca_pem)},
-        }
-        admin_token = self.policy.token_for(ADMIN_USER)
-        config: dict[str, Any] = {
-            "apiVersion": "v1",
-            "kind": "Config",
-            "clusters": [cluster],
-            "contexts": [
-                {"name": "admin", "context": {"cluster": "kubesim", "user": "admin"}},
-                {"name": "admin-cert", "context": {"cluster": "kubesim", "user": "admin-cert"}},
-                {
-                    "name": "limited",
-                    "context": {"cluster": "kubesim", "user": LIMITED_USER, "namespace": LIMITED_NAMESPACE},
-                },
-            ],
-            "current-context": "admin",
-            "users": [
-                {"name": "admin", "user": {"token": admin_token}},
-                {
-                    "name": "admin-cert",
-                    "user": {
-                        "client-certificate-data": _b64(paths.admin_cert.read_bytes()),
-                        "client-key-data": _b64(paths.admin_key.read_bytes()),
-                    },
-                },
-                {"name": LIMITED_USER, "user": {"token": self.policy.token_for(LIMITED_USER)}},
-            ],
-        }
-        paths.kubeconfig.write_text(yaml.safe_dump(config, sort_keys=False))
-        paths.kubeconfig.chmod(0o600)
-        sa_config = {
-            "apiVersion": "v1",
-            "kind": "Config",
-            "clusters": [cluster],
-            "contexts": [
-                {
-                    "name": "metrics-server",
-                    "context": {"cluster": "kubesim", "user": "metrics-server", "namespace": "kube-system"},
-                }
-            ],
-            "current-context": "metrics-server",
-            "users": [
-                {"name": "metrics-server", "user": {"token": self.policy.token_for(METRICS_SERVER_USER)}}
-            ],
-        }
-        paths.metrics_server_kubeconfig.write_text(yaml.safe_dump(sa_config, sort_keys=False))
-        paths.metrics_server_kubeconfig.chmod(0o600)
 
     # --- accessors ---------------------------------------------------------------------
 

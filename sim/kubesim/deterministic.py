@@ -30,7 +30,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .clock import NS_PER_S
-from .profiles import MI, Profile
+from .entities import ContainerSpec
+from .profiles import GI, MI, Profile
 
 if TYPE_CHECKING:
     from .cluster import SimCluster
@@ -93,7 +94,6 @@ def system_linear(rng: random.Random, origin_ns: int) -> Linear:
 
 # --- the comparison workload ------------------------------------------------------------------
 
-GI = 1 << 30
 DIFF_NAMESPACES = ("diff-a", "diff-b")
 FAILING_FAULT = "error"
 
@@ -121,8 +121,6 @@ def comparison_workload(cluster: SimCluster) -> Workload:
     form: `1`, `500m`, `15625u`, `1953125n`; `5Mi`, `3Gi`, `1000000`), empties the last node and
     makes the next-to-last node's kubelet fail; the random pods stay in the other namespaces.
     """
-    from .model import ContainerSpec  # the model imports this module
-
     names = cluster.node_names()
     if len(names) < 5:
         raise ValueError("comparison_workload needs at least 5 nodes")

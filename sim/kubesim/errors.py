@@ -1,7 +1,8 @@
 """The simulator's exception hierarchy.
 
 Everything the simulator raises on purpose derives from `SimError`, so a caller can tell a
-simulator mistake (bad option, unknown object) from a bug.
+simulator mistake (bad option, unknown object) from a bug. A selector the apiserver refuses is
+the client's `k8s_metrics.selectors.SelectorError` (its parsers are the one place of the grammar).
 """
 
 from __future__ import annotations
@@ -20,7 +21,3 @@ class NotFoundError(SimError, KeyError):
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0]) if self.args else ""
-
-
-class SelectorError(SimError, ValueError):
-    """A label or field selector could not be parsed; the message is the Kubernetes parser's text."""

@@ -4,7 +4,8 @@
 the `Store`; the kubelets read the same pod and container states to render their bodies; and
 the ground-truth methods (`expected_*`) answer from the same profiles. Changing the cluster
 (pods coming and going, restarts, phase changes, faults) goes through its methods only, so
-the API objects, watch events and kubelet bodies never disagree.
+the API objects, watch events and kubelet bodies never disagree. The nodes, pods and containers
+are `kubesim.entities`; their API objects are rendered by `kubesim.objects`.
 
 Time is the simulated clock (`SimClock`): CPU counters are integrals of the profiles, so they
 advance when trio's clock does, also under a MockClock.
@@ -12,26 +13,24 @@ advance when trio's clock does, also under a MockClock.
 
 from __future__ import annotations
 
+import functools
 import random
-import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
-import orjson
 import trio
 
+from . import objects
 from .clock import NS_PER_MS, NS_PER_S, SimClock
 from .deterministic import aligned_ns, random_linear, system_linear
+from .entities import Container, ContainerSpec, Node, Pod
 from .errors import ConfigError, NotFoundError
-from .gofmt import rfc3339
-from .profiles import MI, PROFILE_KINDS, Profile, Steady, random_profile, stable_hash
+from .profiles import GI, MI, PROFILE_KINDS, Steady, random_profile, stable_hash
 from .store import Store
 
 NAMESPACES = ("default", "kube-system", "team-a", "team-b", "monitoring")
 APPS = ("web", "api", "worker", "cache", "frontend", "payments", "search", "batch", "auth", "queue")
 _RS_CHARS = "bcdfghjklmnpqrstvwxz2456789"
-GI = 1 << 30
 
 FAULT_MODES = (
     "ok",
@@ -48,145 +47,6 @@ FAULT_MODES = (
 )
 """What each mode sends: `kubesim.faults`."""
 KUBELET_FORMATS = ("stable", "1.28", "1.21")
-_KUBELET_VERSIONS = {"stable": "v1.31.4", "1.28": "v1.28.15", "1.21": "v1.21.14"}
-
-POD_FIELDS = (
-    "metadata.name",
-    "metadata.namespace",
-    "spec.nodeName",
-    "spec.restartPolicy",
-    "spec.schedulerName",
-    "spec.serviceAccountName",
-    "spec.hostNetwork",
-    "status.phase",
-    "status.podIP",
-    "status.nominatedNodeName",
-)
-NODE_FIELDS = ("metadata.name", "spec.unschedulable")
-CONFIGMAP_FIELDS = ("metadata.name", "metadata.namespace")
-NAMESPACE_FIELDS = ("metadata.name", "status.phase")
-
-
-def _uid(*parts: object) -> str:
-    return str(uuid.UUID(int=stable_hash("uid", *parts) << 64 | stable_hash("uid2", *parts)))
-
-
-def _quantity_cpu(millicores: int) -> str:
-    return f"{millicores // 1000}" if millicores % 1000 == 0 else f"{millicores}m"
-
-
-def _quantity_mem(num_bytes: int) -> str:
-    if num_bytes % MI == 0:
-        return f"{num_bytes // MI}Mi"
-    return f"{num_bytes // 1024}Ki" if num_bytes % 1024 == 0 else str(num_bytes)
-
-
-@dataclass(slots=True)
-class ContainerSpec:
-    """What `add_pod` needs per container; the profile's origin is set to the pod's start."""
-
-    name: str
-    profile: Profile
-    image: str = ""
-    """Empty: a plausible image name is made up."""
-
-
-@dataclass(slots=True)
-class Container:
-    name: str
-    image: str
-    profile: Profile
-    request_mc: int
-    request_memory: int
-    stat_skew_ms: int
-    """How long before the kubelet's housekeeping tick this container's stats were taken."""
-    instance_start_ns: int
-    instance_base_ns: int = 0
-    """CPU the earlier instances used (the counter restarts from 0 with each instance)."""
-    restarts: int = 0
-    last_finished_ns: int = 0
-
-    def counter_ns(self, t_ns: int) -> int:
-        """usageCoreNanoSeconds of the current instance at t."""
-        return max(0, self.profile.cpu_ns(t_ns) - self.instance_base_ns)
-
-
-@dataclass(slots=True)
-class Pod:
-    namespace: str
-    name: str
-    uid: str
-    node: str
-    labels: dict[str, str]
-    containers: list[Container]
-    created_ns: int
-    started_ns: int
-    ip: str
-    phase: str = "Running"
-    overhead_mc: int = 0
-    overhead_memory: int = 0
-    stat_skew_ms: int = 0
-    owner: str = ""
-    init_containers: tuple[str, ...] = ()
-    """Names of init containers, all completed before the pod started: in the Pod object only
-    (a kubelet reports no metrics for a finished container)."""
-
-    @property
-    def key(self) -> tuple[str, str]:
-        return (self.namespace, self.name)
-
-    def container(self, name: str) -> Container:
-        for c in self.containers:
-            if c.name == name:
-                return c
-        raise NotFoundError(f"container {name!r} not found in pod {self.namespace}/{self.name}")
-
-    def cpu_ns(self, t_ns: int) -> int:
-        """The pod cgroup's counter: all instances of all containers, plus the pod's overhead."""
-        if t_ns <= self.started_ns:
-            return 0
-        total = sum(c.profile.cpu_ns(t_ns) for c in self.containers)
-        return total + self.overhead_mc * (t_ns - self.started_ns) // 1000
-
-    def memory_bytes(self, t_ns: int) -> int:
-        return sum(c.profile.memory_bytes(t_ns) for c in self.containers) + self.overhead_memory
-
-
-@dataclass(slots=True)
-class Node:
-    name: str
-    index: int
-    ip: str
-    cpu_capacity_mc: int
-    memory_capacity: int
-    cpu_allocatable_mc: int
-    memory_allocatable: int
-    created_ns: int
-    boot_ns: int
-    system: Profile
-    """Usage outside pods (kubelet, runtime, OS)."""
-    labels: dict[str, str]
-    kubelet_format: str = "stable"
-    phase_ms: int = 0
-    """Offset of this kubelet's housekeeping ticks."""
-    stat_skew_ms: int = 0
-    pods: dict[tuple[str, str], Pod] = field(default_factory=dict)
-    """Pods whose containers run here (phase Running)."""
-    retired_cpu_ns: int = 0
-    retired_memory: int = 0
-    ready: bool = True
-    fault: str = "ok"
-    fault_changed: trio.Event = field(default_factory=trio.Event)
-    generation: int = 0
-    """Bumped whenever the set of running pods or container instances changes (kubelet templates)."""
-
-    def cpu_ns(self, t_ns: int) -> int:
-        return (
-            self.system.cpu_ns(t_ns) + self.retired_cpu_ns + sum(p.cpu_ns(t_ns) for p in self.pods.values())
-        )
-
-    def memory_bytes(self, t_ns: int) -> int:
-        return self.system.memory_bytes(t_ns) + sum(p.memory_bytes(t_ns) for p in self.pods.values())
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,16 +96,24 @@ class ClusterModel:
         self.nodes: dict[str, Node] = {}
         self.pods: dict[tuple[str, str], Pod] = {}
         self.api_pods = store.add_resource(
-            "pods", kind="Pod", api_version="v1", namespaced=True, field_names=POD_FIELDS
+            "pods", kind="Pod", api_version="v1", namespaced=True, field_names=objects.POD_FIELDS
         )
         self.api_nodes = store.add_resource(
-            "nodes", kind="Node", api_version="v1", namespaced=False, field_names=NODE_FIELDS
+            "nodes", kind="Node", api_version="v1", namespaced=False, field_names=objects.NODE_FIELDS
         )
         self.api_namespaces = store.add_resource(
-            "namespaces", kind="Namespace", api_version="v1", namespaced=False, field_names=NAMESPACE_FIELDS
+            "namespaces",
+            kind="Namespace",
+            api_version="v1",
+            namespaced=False,
+            field_names=objects.NAMESPACE_FIELDS,
         )
         self.api_configmaps = store.add_resource(
-            "configmaps", kind="ConfigMap", api_version="v1", namespaced=True, field_names=CONFIGMAP_FIELDS
+            "configmaps",
+            kind="ConfigMap",
+            api_version="v1",
+            namespaced=True,
+            field_names=objects.CONFIGMAP_FIELDS,
         )
         self._pod_serial = 0
         self._pod_names: set[str] = set()
@@ -419,7 +287,7 @@ class ClusterModel:
         pod = Pod(
             namespace=namespace,
             name=name,
-            uid=_uid(self.options.seed, namespace, name, self._pod_serial),
+            uid=objects.uid(self.options.seed, namespace, name, self._pod_serial),
             node=node.name,
             labels=dict(labels or {"app": name}),
             containers=built,
@@ -575,313 +443,41 @@ class ClusterModel:
         node = self.node(name)
         return node.memory_bytes(self.clock.now_ns() if at_ns is None else at_ns)
 
-    # --- API objects -------------------------------------------------------------------
+    # --- API objects (kubesim.objects) ---------------------------------------------------
 
     def _put_namespace(self, name: str, created: int) -> None:
-        def render(rv: int) -> bytes:
-            return orjson.dumps(
-                {
-                    "metadata": {
-                        "name": name,
-                        "uid": _uid("ns", name),
-                        "resourceVersion": str(rv),
-                        "creationTimestamp": rfc3339(created),
-                        "labels": {"kubernetes.io/metadata.name": name},
-                    },
-                    "spec": {"finalizers": ["kubernetes"]},
-                    "status": {"phase": "Active"},
-                }
-            )
-
         self.api_namespaces.put(
             "",
             name,
             {"kubernetes.io/metadata.name": name},
-            {"metadata.name": name, "status.phase": "Active"},
-            render,
+            objects.namespace_fields(name),
+            functools.partial(objects.namespace_json, name, created),
         )
 
     def put_configmap(self, namespace: str, name: str, data: Mapping[str, str], created: int) -> None:
-        def render(rv: int) -> bytes:
-            return orjson.dumps(
-                {
-                    "metadata": {
-                        "name": name,
-                        "namespace": namespace,
-                        "uid": _uid("cm", namespace, name),
-                        "resourceVersion": str(rv),
-                        "creationTimestamp": rfc3339(created),
-                    },
-                    "data": dict(data),
-                }
-            )
-
         self.api_configmaps.put(
-            namespace, name, {}, {"metadata.name": name, "metadata.namespace": namespace}, render
+            namespace,
+            name,
+            {},
+            {"metadata.name": name, "metadata.namespace": namespace},
+            functools.partial(objects.configmap_json, namespace, name, data, created),
         )
 
     def _put_node(self, node: Node) -> None:
         now = self.clock.now_ns()
-        ready = "True" if node.ready else "Unknown"
+        options = self.options
 
         def render(rv: int) -> bytes:
-            heartbeat = rfc3339(now)
-            conditions: list[dict[str, Any]] = [
-                {
-                    "type": t,
-                    "status": "False",
-                    "lastHeartbeatTime": heartbeat,
-                    "lastTransitionTime": rfc3339(node.boot_ns),
-                    "reason": reason,
-                    "message": message,
-                }
-                for t, reason, message in (
-                    (
-                        "MemoryPressure",
-                        "KubeletHasSufficientMemory",
-                        "kubelet has sufficient memory available",
-                    ),
-                    ("DiskPressure", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
-                    ("PIDPressure", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
-                )
-            ]
-            conditions.append(
-                {
-                    "type": "Ready",
-                    "status": ready,
-                    "lastHeartbeatTime": heartbeat,
-                    "lastTransitionTime": rfc3339(node.boot_ns),
-                    "reason": "KubeletReady" if node.ready else "NodeStatusUnknown",
-                    "message": "kubelet is posting ready status"
-                    if node.ready
-                    else "Kubelet stopped posting node status.",
-                }
+            return objects.node_json(
+                node, seed=options.seed, kubelet_port=options.kubelet_port, now=now, rv=rv
             )
-            doc = {
-                "metadata": {
-                    "name": node.name,
-                    "uid": _uid("node", self.options.seed, node.name),
-                    "resourceVersion": str(rv),
-                    "creationTimestamp": rfc3339(node.created_ns),
-                    "labels": node.labels,
-                    "annotations": {
-                        "node.alpha.kubernetes.io/ttl": "0",
-                        "volumes.kubernetes.io/controller-managed-attach-detach": "true",
-                    },
-                },
-                "spec": {"podCIDR": f"10.{(node.index >> 8) & 255}.{node.index & 255}.0/24"},
-                "status": {
-                    "capacity": {
-                        "cpu": _quantity_cpu(node.cpu_capacity_mc),
-                        "ephemeral-storage": "102350Mi",
-                        "hugepages-1Gi": "0",
-                        "hugepages-2Mi": "0",
-                        "memory": f"{node.memory_capacity // 1024}Ki",
-                        "pods": "110",
-                    },
-                    "allocatable": {
-                        "cpu": _quantity_cpu(node.cpu_allocatable_mc),
-                        "ephemeral-storage": "96589578081",
-                        "hugepages-1Gi": "0",
-                        "hugepages-2Mi": "0",
-                        "memory": f"{node.memory_allocatable // 1024}Ki",
-                        "pods": "110",
-                    },
-                    "conditions": conditions,
-                    "addresses": [
-                        {"type": "InternalIP", "address": node.ip},
-                        {"type": "Hostname", "address": node.name},
-                    ],
-                    # The real JSON key is "Port" (DaemonEndpoint has json:"Port").
-                    "daemonEndpoints": {"kubeletEndpoint": {"Port": self.options.kubelet_port}},
-                    "nodeInfo": {
-                        "machineID": _uid("machine", node.name).replace("-", ""),
-                        "systemUUID": _uid("system", node.name),
-                        "bootID": _uid("boot", node.name, node.boot_ns),
-                        "kernelVersion": "6.1.0-sim",
-                        "osImage": "kubesim",
-                        "containerRuntimeVersion": "containerd://1.7.22",
-                        "kubeletVersion": _KUBELET_VERSIONS[node.kubelet_format],
-                        "kubeProxyVersion": _KUBELET_VERSIONS[node.kubelet_format],
-                        "operatingSystem": "linux",
-                        "architecture": "amd64",
-                    },
-                },
-            }
-            return orjson.dumps(doc)
 
-        self.api_nodes.put(
-            "", node.name, node.labels, {"metadata.name": node.name, "spec.unschedulable": "false"}, render
-        )
+        self.api_nodes.put("", node.name, node.labels, objects.node_fields(node), render)
 
     def _put_pod(self, pod: Pod) -> None:
         node = self.nodes[pod.node]
-        running = pod.phase == "Running"
-        terminated = pod.phase in ("Succeeded", "Failed")
-
-        def render(rv: int) -> bytes:
-            statuses = []
-            for c in pod.containers:
-                status: dict[str, Any] = {"name": c.name}
-                if running:
-                    status["state"] = {"running": {"startedAt": rfc3339(c.instance_start_ns)}}
-                elif terminated:
-                    status["state"] = {
-                        "terminated": {
-                            "exitCode": 0 if pod.phase == "Succeeded" else 1,
-                            "reason": "Completed" if pod.phase == "Succeeded" else "Error",
-                            "startedAt": rfc3339(c.instance_start_ns),
-                            "finishedAt": rfc3339(c.last_finished_ns or c.instance_start_ns),
-                        }
-                    }
-                else:
-                    status["state"] = {"waiting": {"reason": "ContainerCreating"}}
-                status["lastState"] = (
-                    {
-                        "terminated": {
-                            "exitCode": 137,
-                            "reason": "OOMKilled",
-                            "finishedAt": rfc3339(c.last_finished_ns),
-                        }
-                    }
-                    if c.restarts
-                    else {}
-                )
-                status.update(
-                    {
-                        "ready": running,
-                        "restartCount": c.restarts,
-                        "image": c.image,
-                        "imageID": f"{c.image.split(':')[0]}@sha256:{stable_hash(c.image):016x}",
-                        "containerID": f"containerd://{stable_hash(pod.uid, c.name, c.restarts):016x}",
-                        "started": running,
-                    }
-                )
-                statuses.append(status)
-            ready = "True" if running else "False"
-            meta: dict[str, Any] = {
-                "name": pod.name,
-                "namespace": pod.namespace,
-                "uid": pod.uid,
-                "resourceVersion": str(rv),
-                "creationTimestamp": rfc3339(pod.created_ns),
-                "labels": pod.labels,
-            }
-            if pod.owner:
-                owner_name = pod.name.rsplit("-", 1)[0]
-                meta["ownerReferences"] = [
-                    {
-                        "apiVersion": "apps/v1",
-                        "kind": pod.owner,
-                        "name": owner_name,
-                        "uid": _uid("owner", pod.namespace, owner_name),
-                        "controller": True,
-                        "blockOwnerDeletion": True,
-                    }
-                ]
-            doc = {
-                "metadata": meta,
-                "spec": {
-                    "containers": [
-                        {
-                            "name": c.name,
-                            "image": c.image,
-                            "resources": {
-                                "requests": {
-                                    "cpu": _quantity_cpu(c.request_mc),
-                                    "memory": _quantity_mem(c.request_memory),
-                                }
-                            },
-                            "terminationMessagePath": "/dev/termination-log",
-                            "terminationMessagePolicy": "File",
-                            "imagePullPolicy": "IfNotPresent",
-                        }
-                        for c in pod.containers
-                    ],
-                    **(
-                        {
-                            "initContainers": [
-                                {"name": name, "image": f"registry.example/{name}:1.0"}
-                                for name in pod.init_containers
-                            ]
-                        }
-                        if pod.init_containers
-                        else {}
-                    ),
-                    "restartPolicy": "Always",
-                    "terminationGracePeriodSeconds": 30,
-                    "dnsPolicy": "ClusterFirst",
-                    "serviceAccountName": "default",
-                    "nodeName": pod.node,
-                    "schedulerName": "default-scheduler",
-                    "priority": 0,
-                    "enableServiceLinks": True,
-                    "preemptionPolicy": "PreemptLowerPriority",
-                },
-                "status": {
-                    "phase": pod.phase,
-                    "conditions": [
-                        {
-                            "type": t,
-                            "status": ready if t in ("Ready", "ContainersReady") else "True",
-                            "lastProbeTime": None,
-                            "lastTransitionTime": rfc3339(pod.started_ns),
-                        }
-                        for t in (
-                            "PodReadyToStartContainers",
-                            "Initialized",
-                            "Ready",
-                            "ContainersReady",
-                            "PodScheduled",
-                        )
-                    ],
-                    "hostIP": node.ip,
-                    "hostIPs": [{"ip": node.ip}],
-                    "podIP": pod.ip,
-                    "podIPs": [{"ip": pod.ip}],
-                    "startTime": rfc3339(pod.created_ns),
-                    **(
-                        {
-                            "initContainerStatuses": [
-                                {
-                                    "name": name,
-                                    "state": {
-                                        "terminated": {
-                                            "exitCode": 0,
-                                            "reason": "Completed",
-                                            "startedAt": rfc3339(pod.created_ns),
-                                            "finishedAt": rfc3339(pod.started_ns),
-                                        }
-                                    },
-                                    "ready": True,
-                                    "restartCount": 0,
-                                    "image": f"registry.example/{name}:1.0",
-                                }
-                                for name in pod.init_containers
-                            ]
-                        }
-                        if pod.init_containers
-                        else {}
-                    ),
-                    "containerStatuses": statuses,
-                    "qosClass": "Burstable",
-                },
-            }
-            return orjson.dumps(doc)
-
-        fields = {
-            "metadata.name": pod.name,
-            "metadata.namespace": pod.namespace,
-            "spec.nodeName": pod.node,
-            "spec.restartPolicy": "Always",
-            "spec.schedulerName": "default-scheduler",
-            "spec.serviceAccountName": "default",
-            "spec.hostNetwork": "false",
-            "status.phase": pod.phase,
-            "status.podIP": pod.ip,
-            "status.nominatedNodeName": "",
-        }
-        self.api_pods.put(pod.namespace, pod.name, pod.labels, fields, render)
+        render = functools.partial(objects.pod_json, pod, node)
+        self.api_pods.put(pod.namespace, pod.name, pod.labels, objects.pod_fields(pod), render)
 
     def running_pods(self, node: Node) -> Iterable[Pod]:
         return node.pods.values()

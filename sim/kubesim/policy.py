@@ -21,6 +21,15 @@ AUTHENTICATED = "system:authenticated"
 UNAUTHENTICATED = "system:unauthenticated"
 ANONYMOUS = "system:anonymous"
 SA_PREFIX = "system:serviceaccount:"
+METHOD_VERBS = {
+    "GET": "get",
+    "HEAD": "get",
+    "POST": "create",
+    "PUT": "update",
+    "PATCH": "patch",
+    "DELETE": "delete",
+}
+"""The verb an HTTP method is authorized as (the apiserver's and the kubelets' request attributes)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,6 +20,7 @@ from .clock import NS_PER_S
 from .errors import ConfigError
 
 MI = 1 << 20
+GI = 1 << 30
 _PAGE = 4096
 _MASK64 = (1 << 64) - 1
 

@@ -9,6 +9,10 @@ import orjson
 from .httpserver import Response
 
 JSON = [("Content-Type", "application/json")]
+NO_METHOD = "the server does not allow this method on the requested resource"
+"""The message of a 405 MethodNotAllowed Status."""
+TRUE_VALUES = ("true", "1")
+"""Boolean query parameters (`?watch=`, `?allowWatchBookmarks=`, ...) that count as true."""
 _REASONS = {
     400: "BadRequest",
     401: "Unauthorized",

@@ -17,13 +17,14 @@ import base64
 import bisect
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import orjson
 import trio
 
-from .selectors import FieldSelector, LabelSelector
+from k8s_metrics.fieldselectors import EVERY_FIELD, FieldSelector
+from k8s_metrics.selectors import EVERYTHING, LabelSelector
 
 Key = tuple[str, str]
 """(namespace, name); namespace is "" for cluster-scoped objects."""
@@ -59,13 +60,13 @@ def restamp(body: bytes, old_rv: int, new_rv: int) -> bytes:
 @dataclass(slots=True)
 class Filter:
     namespace: str = ""
-    labels: LabelSelector = field(default_factory=LabelSelector)
-    fields: FieldSelector = field(default_factory=FieldSelector)
+    labels: LabelSelector = EVERYTHING
+    fields: FieldSelector = EVERY_FIELD
 
     def matches(self, obj: Obj) -> bool:
         if self.namespace and obj.namespace != self.namespace:
             return False
-        return self.labels.matches(obj.labels) and self.fields.matches(obj.fields)
+        return self.labels.matches(obj.labels) and self.fields.matches(lambda name: obj.fields.get(name, ""))
 
 
 @dataclass(slots=True, eq=False)

@@ -26,14 +26,17 @@ from typing import Any, Final
 
 import orjson
 
+from k8s_metrics.quantity import decimal_quantity, memory_quantity
+
 from .clock import NS_PER_S
+from .entities import ContainerSpec
 from .errors import ConfigError, NotFoundError
 from .gofmt import rfc3339
 from .httpserver import Request, Response
-from .model import ClusterModel, ContainerSpec
+from .model import ClusterModel
 from .policy import Attributes
 from .profiles import MI, Steady, stable_hash
-from .responses import json_response, raw_json, status
+from .responses import NO_METHOD, json_response, raw_json, status
 from .store import ResourceStore, Store
 
 __all__ = ["APPS_RESOURCES", "KINDS", "ContainerTemplate", "Workload", "Workloads"]
@@ -74,7 +77,6 @@ _MIN_REPLICAS: Final = "must be greater than or equal to 0"
 _CHARS: Final = "bcdfghjklmnpqrstvwxz2456789"
 _FIELDS: Final = ("metadata.name", "metadata.namespace")
 _MERGE_PATCHES: Final = ("application/merge-patch+json", "application/strategic-merge-patch+json")
-_NO_METHOD: Final = "the server does not allow this method on the requested resource"
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,7 +245,7 @@ class Workloads:
                 )
                 rv = max((o.rv for o in items), default=0)
                 return raw_json(head % (rs.kind.encode(), rv) + b",".join(o.body for o in items) + b"]}")
-            return status(405, _NO_METHOD, details={})
+            return status(405, NO_METHOD, details={})
         workload = self._workloads.get((a.resource, a.namespace, a.name))
         if workload is None or not a.name:
             return _not_found(a.resource, a.name)
@@ -251,7 +253,7 @@ class Workloads:
             return json_response(self._scale_doc(a.resource, workload))
         if a.verb in ("patch", "update"):
             return self._update_scale(request, a, workload)
-        return status(405, _NO_METHOD, details={})
+        return status(405, NO_METHOD, details={})
 
     def _update_scale(self, request: Request, a: Attributes, w: Workload) -> Response:
         content_type = (request.header("content-type") or "").split(";")[0].strip()
@@ -354,7 +356,12 @@ def _workload_doc(w: Workload, rv: int) -> dict[str, Any]:
                     {
                         "name": c.name,
                         "image": f"registry.example/{c.name}:1",
-                        "resources": {"requests": {"cpu": f"{c.millicores}m", "memory": str(c.memory)}},
+                        "resources": {
+                            "requests": {
+                                "cpu": decimal_quantity(c.millicores, -3),
+                                "memory": memory_quantity(c.memory),
+                            }
+                        },
                     }
                     for c in w.containers
                 ]

@@ -98,6 +98,9 @@ def test_build_stage_installs_as_ci_checks_it() -> None:
     assert "image/install.sh .venv-image" in ci
     assert ".venv-image/bin/metrics-server --version" in ci
     assert ".venv/bin/python image/lock.py --check" in ci
+    # ... and proves the simulator stays out of both the server's wheel and the image's tree.
+    assert 'if .venv-image/bin/python -c "import kubesim"' in ci
+    assert 'print(f"server wheel: {len(names)} files, no kubesim")' in ci
     names = {
         tomllib.loads((REPO / path).read_text())["project"]["name"]
         for path in ("pyproject.toml", "client/pyproject.toml")
@@ -135,7 +138,7 @@ def test_every_copied_source_exists_and_is_in_the_build_context() -> None:
     for keyword, args in instructions():
         if keyword == "COPY" and not args.startswith("--from="):
             sources.extend(args.split()[:-1])
-    assert sorted(sources) == ["README.md", "client/", "image/", "pyproject.toml", "server/", "sim/"]
+    assert sorted(sources) == ["README.md", "client/", "image/", "pyproject.toml", "server/"]
     for source in sources:
         assert (REPO / source).exists(), source
         assert in_build_context(source.rstrip("/")), source
@@ -154,6 +157,10 @@ def test_every_copied_source_exists_and_is_in_the_build_context() -> None:
         ("tests/deploy/test_dockerfile.py", False),
         ("bench/README.md", False),
         ("image/requirements.lock", True),
+        # The simulator is its own distribution (sim/pyproject.toml): not in the image.
+        ("sim", False),
+        ("sim/pyproject.toml", False),
+        ("sim/kubesim/simulate.py", False),
     ],
 )
 def test_dockerignore_keeps_the_context_to_the_sources(path: str, included: bool) -> None:

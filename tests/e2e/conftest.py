@@ -34,7 +34,7 @@ from e2ehelpers import (
 )
 
 from kubesim import MI, ContainerSpec, SimCluster, Steady
-from kubesim.simulate import SimulateConfig
+from kubesim.simulation import SimulateConfig
 from kubesim.workloads import ContainerTemplate
 
 # Loopback prefixes of the kubelets: distinct from tests/sim (127.77), tests/client (127.78, 127.86) and

@@ -1,6 +1,6 @@
 """Helpers for the end-to-end tests (imported as `e2ehelpers`): kubectl binaries and a cluster harness.
 
-`ClusterHarness` runs a `kubesim.simulate.Simulation` (simulated cluster in-process, the real
+`ClusterHarness` runs a `kubesim.simulation.Simulation` (simulated cluster in-process, the real
 metrics server as a subprocess) in a background thread with its own `trio.run`, so one cluster
 can serve a whole pytest session (pytest-trio fixtures live for one test only). Tests talk to
 the cluster from their own thread through `call` (a sync function in the cluster's trio thread)
@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 import trio
 
 from kubesim import SimCluster
-from kubesim.simulate import SimulateConfig, Simulation, tail_lines
+from kubesim.simulation import SimulateConfig, Simulation, tail_lines
 
 T = TypeVar("T")
 

@@ -19,7 +19,9 @@ import pytest
 import trio
 from e2ehelpers import find_kubectls
 
-from kubesim.simulate import READY_PREFIX
+from kubesim import simulate
+from kubesim.simulation import READY_PREFIX
+from metrics_server import cli
 
 pytestmark = pytest.mark.e2e
 
@@ -154,10 +156,9 @@ async def test_simulate_twenty_nodes_then_ctrl_c(tmp_path: Path) -> None:
 
 async def test_simulate_reports_a_server_that_exits(tmp_path: Path) -> None:
     """A server that refuses its flags: the command prints the server's last lines and exits 1."""
-    script = Path(sys.executable).parent / "metrics-server"
     state = tmp_path / "state"
     command = [
-        str(script),
+        str(Path(sys.executable).parent / "metrics-server"),
         "simulate",
         "--nodes=1",
         "--pods-per-node=1",
@@ -174,7 +175,42 @@ async def test_simulate_reports_a_server_that_exits(tmp_path: Path) -> None:
     assert [line.split(":")[0] for line in out] == ["cluster up", "metrics server started"]
     log = state / "metrics-server.log"
     assert err[0] == f"metrics-server simulate: the metrics server exited with code 2; last lines of {log}:"
-    assert err[1].startswith("  # ") and "-m metrics_server.cli --kubeconfig=" in err[1]
+    script = Path(sys.executable).parent / "metrics-server"
+    assert err[1].startswith(f"  # {script} --kubeconfig="), err[1]
     assert err[2:] == [
         "  Error: --tls-min-version: VersionTLS10 is refused: TLS 1.2 is the minimum (RFC 8996)"
     ]
+
+
+def test_simulate_without_the_simulator_installed_says_how_to_install_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The server's distribution does not contain kubesim: `simulate` names the one to install."""
+    monkeypatch.setitem(sys.modules, "kubesim", None)  # what find_spec reports for a missing package
+
+    def execv(path: str, args: list[str]) -> None:
+        raise AssertionError(f"exec {args}")
+
+    monkeypatch.setattr(os, "execv", execv)
+    assert cli.main(["simulate", "--nodes", "20"]) == 2
+    assert capsys.readouterr() == (
+        "",
+        "metrics-server simulate: the simulator is a separate distribution, not installed here: "
+        "pip install ./sim\n",
+    )
+
+
+def test_simulate_without_the_server_installed_says_how_to_install_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """kubesim alone: the environment of this interpreter has no `metrics-server` command."""
+    python = tmp_path / "bin" / "python"
+    monkeypatch.setattr(sys, "executable", str(python))
+    assert simulate.main(["--nodes", "1", f"--state-dir={tmp_path / 'state'}"]) == 2
+    assert capsys.readouterr() == (
+        "",
+        "metrics-server simulate: the metrics server is not installed in this environment "
+        f"(no {tmp_path / 'bin' / 'metrics-server'}): install it with `pip install -e .` "
+        "from the repository root\n",
+    )
+    assert not (tmp_path / "state").exists()

@@ -31,7 +31,7 @@ import trio
 
 from kubesim import SimCluster
 from kubesim.deterministic import Workload, comparison_workload
-from kubesim.simulate import free_port, tail_lines
+from kubesim.simulation import free_port, tail_lines
 
 T = TypeVar("T")
 

@@ -57,6 +57,25 @@ async def test_nodes(cluster: SimCluster, admin: httpx.AsyncClient) -> None:
     }
 
 
+async def test_requests_and_capacity_are_canonical_quantities(
+    cluster: SimCluster, admin: httpx.AsyncClient
+) -> None:
+    node = cluster.node_names()[0]
+    containers = [
+        ContainerSpec("a", Steady(0, millicores=250, memory=1024 * MI)),
+        ContainerSpec("b", Steady(0, millicores=2000, memory=300 * MI)),
+    ]
+    cluster.add_pod(node, "default", "quantities", containers)
+    pod = (await admin.get("/api/v1/namespaces/default/pods/quantities")).json()
+    requests = [c["resources"]["requests"] for c in pod["spec"]["containers"]]
+    assert requests == [{"cpu": "250m", "memory": "1Gi"}, {"cpu": "2", "memory": "300Mi"}]
+    model = cluster.model.node(node)
+    status = (await admin.get(f"/api/v1/nodes/{node}")).json()["status"]
+    assert status["capacity"]["cpu"] == str(model.cpu_capacity_mc // 1000)
+    assert status["capacity"]["memory"] == f"{model.memory_capacity // 1024}Ki"
+    assert status["allocatable"]["cpu"] == f"{model.cpu_allocatable_mc}m"
+
+
 async def test_pod_lists_and_selectors(cluster: SimCluster, admin: httpx.AsyncClient) -> None:
     node = cluster.node_names()[0]
     cluster.add_pod(node, "team-a", "w1", [ContainerSpec("c", Steady(0))], labels={"app": "w", "tier": "x"})
@@ -84,6 +103,10 @@ async def test_pod_lists_and_selectors(cluster: SimCluster, admin: httpx.AsyncCl
     assert r.status_code == 400 and r.json()["message"] == "field label not supported: spec.bogus"
     r = await admin.get("/api/v1/pods", params={"labelSelector": "app in (x"})
     assert r.status_code == 400 and r.json()["reason"] == "BadRequest"
+    assert r.json()["message"] == "unable to parse requirement: found '', expected: ',' or ')'"
+    r = await admin.get("/api/v1/pods", params={"fieldSelector": "metadata.name=a\\x"})
+    assert r.status_code == 400
+    assert r.json()["message"] == "invalid field selector: invalid escape sequence: \\x"
 
 
 async def test_limit_and_continue_give_a_consistent_snapshot(

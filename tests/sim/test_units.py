@@ -1,4 +1,4 @@
-"""Pure units of the simulator: Go float formatting, profiles, selectors, policy loading."""
+"""Pure units of the simulator: Go float formatting, profiles, field selectors, policy loading."""
 
 from __future__ import annotations
 
@@ -6,11 +6,12 @@ from pathlib import Path
 
 import pytest
 
+from k8s_metrics.selectors import SelectorError
 from kubesim import MI, Bursty, ConfigError, Sine, Steady
-from kubesim.errors import SelectorError
+from kubesim.aggregator import _request_timeout
+from kubesim.apiserver import field_selector
 from kubesim.gofmt import go_float
 from kubesim.policy import Attributes, Policy, User, forbidden_message
-from kubesim.selectors import parse_field_selector, parse_label_selector
 
 SAMPLES = Path(__file__).resolve().parents[1] / "data" / "kubelet-samples" / "resource"
 S = 1_000_000_000
@@ -73,27 +74,18 @@ def test_bursty_profile_is_deterministic_and_monotonic() -> None:
     assert a.cpu_ns(3600 * S) == sum(a.cpu_millicores(t * S) * S // 1000 for t in range(3600))
 
 
-def test_label_selectors() -> None:
-    sel = parse_label_selector("app in (x,y),bar,!foo,tier notin (z),n>3")
-    assert sel.matches({"app": "x", "bar": "", "tier": "a", "n": "4"})
-    assert not sel.matches({"app": "x", "bar": "", "tier": "z", "n": "4"})
-    assert not sel.matches({"app": "x", "bar": "", "foo": "1", "n": "4"})
-    assert parse_label_selector("").matches({})
-    with pytest.raises(
-        SelectorError, match=r"^unable to parse requirement: found '', expected: ',' or '\)'$"
-    ):
-        parse_label_selector("app in (x")
-
-
-def test_field_selectors() -> None:
-    known = frozenset({"metadata.name", "status.phase"})
-    sel = parse_field_selector(r"metadata.name!=a\,b,status.phase==Running", known)
-    assert sel.matches({"metadata.name": "c", "status.phase": "Running"})
-    assert not sel.matches({"metadata.name": "a,b", "status.phase": "Running"})
+def test_field_selectors_of_core_resources_accept_only_their_fields() -> None:
+    """The grammar is the client's (tests/client/test_selectors.py); the field check is the apiserver's."""
+    known = ("metadata.name", "status.phase")
+    sel = field_selector(r"metadata.name!=a\,b,status.phase==Running", known)
+    fields = {"metadata.name": "c", "status.phase": "Running"}
+    assert sel.matches(fields.__getitem__)
+    assert not sel.matches({**fields, "metadata.name": "a,b"}.__getitem__)
+    assert field_selector("", known).requirements == ()
     with pytest.raises(SelectorError, match=r"^invalid selector: 'bad'; can't understand 'bad'$"):
-        parse_field_selector("bad", known)
+        field_selector("bad", known)
     with pytest.raises(SelectorError, match=r"^field label not supported: spec\.x$"):
-        parse_field_selector("spec.x=1", known)
+        field_selector("spec.x=1", known)
 
 
 def test_policy_errors_name_the_problem(tmp_path: Path) -> None:
@@ -119,3 +111,22 @@ def test_forbidden_messages() -> None:
     assert forbidden_message(Attributes(u, "get", False, path="/metrics")) == (
         'forbidden: User "alice" cannot get path "/metrics"'
     )
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [
+        ("32s", 32.0),
+        ("1.5s", 1.5),
+        ("500ms", 0.5),
+        ("1m", 60.0),
+        ("2m", 60.0),
+        ("0s", 60.0),
+        ("-1s", 60.0),
+        ("", 60.0),
+        ("32", 60.0),
+        ("soon", 60.0),
+    ],
+)
+def test_aggregator_request_timeout_is_the_go_duration_capped_at_60s(value: str, seconds: float) -> None:
+    assert _request_timeout(value) == seconds

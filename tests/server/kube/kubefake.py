@@ -37,6 +37,9 @@ import orjson
 import trio
 import trustme
 
+from k8s_metrics.fieldselectors import parse_field_selector
+from k8s_metrics.selectors import parse_label_selector
+
 HOST = "127.0.0.47"
 
 Obj = dict[str, Any]
@@ -64,32 +67,12 @@ def _field(obj: Obj, path: str) -> Any:
 
 
 def matches(obj: Obj, params: dict[str, str]) -> bool:
-    """Equality-based label and field selector matching (enough for the server's selectors)."""
-    for term in filter(None, params.get("fieldSelector", "").split(",")):
-        if "!=" in term:
-            key, value = term.split("!=", 1)
-            if str(_field(obj, key) or "") == value:
-                return False
-        else:
-            key, value = term.replace("==", "=").split("=", 1)
-            if str(_field(obj, key) or "") != value:
-                return False
+    """The apiserver's label and field selector semantics, parsed by the client's selector modules."""
+    fields = parse_field_selector(params.get("fieldSelector", ""))
+    if not fields.matches(lambda path: str(_field(obj, path) or "")):
+        return False
     labels = (obj.get("metadata") or {}).get("labels") or {}
-    for term in filter(None, (t.strip() for t in params.get("labelSelector", "").split(","))):
-        if "!=" in term:
-            key, value = term.split("!=", 1)
-            if labels.get(key) == value:
-                return False
-        elif "=" in term:
-            key, value = term.replace("==", "=").split("=", 1)
-            if labels.get(key) != value:
-                return False
-        elif term.startswith("!"):
-            if term[1:] in labels:
-                return False
-        elif term not in labels:
-            return False
-    return True
+    return parse_label_selector(params.get("labelSelector", "")).matches(labels)
 
 
 @dataclass
