@@ -49,7 +49,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from kubesim import SimCluster
-from kubesim.cluster import ADMIN_USER
+from kubesim.statefiles import ADMIN_USER
 
 SERVER_HOST = "127.0.0.83"
 APISERVER_HOST = "127.0.0.84"
