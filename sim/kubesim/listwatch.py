@@ -27,7 +27,7 @@ from k8s_metrics.selectors import SelectorError, parse_label_selector
 
 from . import tables
 from .httpserver import Request, Response, Send
-from .responses import JSON, TRUE_VALUES, raw_json, status, status_doc
+from .responses import JSON, TRUE_VALUES, json_response, raw_json, status, status_doc
 from .store import ExpiredError, Filter, ResourceStore
 
 
@@ -67,7 +67,7 @@ def list_objects(request: Request, rs: ResourceStore, namespace: str, now_ns: in
     except SelectorError as exc:
         return status(400, str(exc))
     except ExpiredError as exc:
-        return status(410, str(exc), "Expired")
+        return json_response(expired_status(exc), 410)
     except ValueError as exc:
         return status(400, str(exc))
     if tables.wants_table(request.header("accept")):
@@ -126,9 +126,14 @@ def event_line(etype: str, obj_json: bytes) -> bytes:
     return b'{"type":"%s","object":%s}\n' % (etype.encode(), obj_json)
 
 
+def expired_status(exc: ExpiredError) -> dict[str, Any]:
+    """The 410 Expired Status for a resourceVersion or continue token older than the history."""
+    return status_doc(410, str(exc), "Expired")
+
+
 def expired_line(exc: ExpiredError) -> bytes:
     """The ERROR event that ends a watch from a resourceVersion older than the history."""
-    return event_line("ERROR", orjson.dumps(status_doc(410, str(exc), "Expired")))
+    return event_line("ERROR", orjson.dumps(expired_status(exc)))
 
 
 def bookmark_line(rs: ResourceStore, initial_end: bool = False) -> bytes:
