@@ -7,31 +7,29 @@ text), then serve. `/apis/metrics.k8s.io/v1beta1/**` goes to the `Aggregator` af
 authorization; `/apis` and `/apis/metrics.k8s.io` are answered here. Every reply is JSON except
 the aggregator's plain-text 503 and the health endpoints.
 
-Watches stream `{"type":...,"object":...}` lines; a resourceVersion older than the kept
-history gets an ERROR event with a 410 Expired Status (the watch cache's behaviour), and
-`allowWatchBookmarks=true` adds a BOOKMARK every `bookmark_interval_s`.
+Get, list and watch of the core resources are `listwatch`'s (selectors, pages, watch streams with
+a BOOKMARK every `bookmark_interval_s` when asked for).
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 import orjson
-import trio
 
-from k8s_metrics.fieldselectors import FieldRequirement, FieldSelector, parse_field_selector
-from k8s_metrics.selectors import EQUALS, SelectorError, parse_label_selector
+from k8s_metrics.fieldselectors import parse_field_selector
+from k8s_metrics.selectors import SelectorError
 
-from . import discovery, reviews, tables
+from . import discovery, listwatch, reviews
 from .aggregator import DISCOVERY_PATH, GROUP, VERSION, Aggregator
 from .clock import SimClock
-from .httpserver import Request, Response, Send
+from .httpserver import Request, Response
 from .model import ClusterModel
 from .policy import ANONYMOUS_USER, METHOD_VERBS, Attributes, Policy, User, forbidden_message
-from .responses import JSON, NO_METHOD, TRUE_VALUES, UNAUTHORIZED, json_response, raw_json, status, status_doc
-from .store import ExpiredError, Filter, ResourceStore, Store
+from .responses import JSON, NO_METHOD, TRUE_VALUES, UNAUTHORIZED, json_response, status
+from .store import Store
 from .workloads import APPS_RESOURCES, Workloads
 
 K8S_VERSION = {
@@ -160,16 +158,6 @@ def request_attributes(request: Request, user: User) -> Attributes:
     if method_verb == "delete" and not name:
         verb = "deletecollection"
     return Attributes(user, verb, True, namespace, group, version, resource, subresource, name, path)
-
-
-def field_selector(text: str, known: Iterable[str]) -> FieldSelector:
-    """`fieldSelector` of a core resource: fields outside `known` fail as the core API's field
-    label conversion does (`field label not supported: <field>`). Raises `SelectorError`."""
-    selector = parse_field_selector(text)
-    for r in selector.requirements:
-        if r.field not in known:
-            raise SelectorError(f"field label not supported: {r.field}")
-    return selector
 
 
 class ApiServer:
@@ -322,11 +310,14 @@ class ApiServer:
             if rs.namespaced is False and a.namespace:
                 return status(404, "the server could not find the requested resource", details={})
             if a.verb == "get":
-                return self._get(rs, a)
+                return listwatch.get(rs, a.resource, a.namespace, a.name)
             if a.verb == "list":
-                return self._list(request, rs, a)
+                return listwatch.list_objects(request, rs, a.namespace, self.clock.now_ns())
             if a.verb == "watch":
-                return self._watch(request, rs, a)
+                w = listwatch.watch_request(request, rs, a.namespace)
+                if isinstance(w, Response):
+                    return w
+                return listwatch.watch(rs, w, self.bookmark_interval_s)
             return status(405, NO_METHOD, details={})
         if gv == "apps/v1" and self.workloads is not None:
             return self.workloads.handle(request, a)
@@ -349,116 +340,6 @@ class ApiServer:
         if gv == "apiregistration.k8s.io/v1" and a.resource == "apiservices" and not a.subresource:
             return self._apiservices(a)
         return status(404, "the server could not find the requested resource", details={})
-
-    def _get(self, rs: ResourceStore, a: Attributes) -> Response:
-        obj = rs.get(a.namespace, a.name)
-        if obj is None:
-            return status(
-                404, f'{a.resource} "{a.name}" not found', details={"name": a.name, "kind": a.resource}
-            )
-        return raw_json(rs.full_json(obj.body))
-
-    def _filter(self, request: Request, rs: ResourceStore, namespace: str, name: str = "") -> Filter:
-        labels = parse_label_selector(request.param("labelSelector"))
-        fields = field_selector(request.param("fieldSelector"), rs.field_names)
-        if name:  # a watch on a named object is a watch with metadata.name=<name>
-            fields = FieldSelector((*fields.requirements, FieldRequirement("metadata.name", EQUALS, name)))
-        return Filter(namespace, labels, fields)
-
-    def _list(self, request: Request, rs: ResourceStore, a: Attributes) -> Response:
-        try:
-            flt = self._filter(request, rs, a.namespace)
-            limit = int(request.param("limit") or 0)
-            if limit < 0:
-                raise ValueError("limit must be >= 0")
-            page = rs.list(flt, limit, request.param("continue"))
-        except SelectorError as exc:
-            return status(400, str(exc))
-        except ExpiredError as exc:
-            return status(410, str(exc), "Expired")
-        except ValueError as exc:
-            return status(400, str(exc))
-        if tables.wants_table(request.header("accept")):
-            body = tables.table(
-                rs.kind.lower() + "s",
-                [o.body for o in page.items],
-                self.clock.now_ns(),
-                str(page.rv),
-                page.continue_token,
-            )
-            return raw_json(body)
-        meta = b'"resourceVersion":"%d"' % page.rv
-        if page.continue_token:
-            meta += b',"continue":"%s"' % page.continue_token.encode()
-        if page.remaining is not None:
-            meta += b',"remainingItemCount":%d' % page.remaining
-        body = b"".join(
-            [
-                b'{"kind":"%sList","apiVersion":"%s","metadata":{'
-                % (rs.kind.encode(), rs.api_version.encode()),
-                meta,
-                b'},"items":[',
-                b",".join(o.body for o in page.items),
-                b"]}",
-            ]
-        )
-        return raw_json(body)
-
-    def _watch(self, request: Request, rs: ResourceStore, a: Attributes) -> Response:
-        try:
-            flt = self._filter(request, rs, a.namespace)
-            rv_text = request.param("resourceVersion")
-            timeout = float(request.param("timeoutSeconds") or 1800)
-            since: int | None = None if rv_text in ("", "0") else int(rv_text)
-        except SelectorError as exc:
-            return status(400, str(exc))
-        except ValueError as exc:
-            return status(400, f"invalid watch parameter: {exc}")
-        initial = request.param("sendInitialEvents").lower() in TRUE_VALUES
-        bookmarks = request.param("allowWatchBookmarks").lower() in TRUE_VALUES
-        if initial:
-            since = None
-        head = b'{"kind":"%s","apiVersion":"%s",' % (rs.kind.encode(), rs.api_version.encode())
-        try:
-            watcher, events = rs.watch(flt, since)
-        except ExpiredError as exc:
-            error = orjson.dumps({"type": "ERROR", "object": status_doc(410, str(exc), "Expired")}) + b"\n"
-
-            async def expired(send: Send) -> None:
-                await send(error)
-
-            return Response(200, list(JSON), producer=expired)
-        backlog = events.statistics().current_buffer_used
-        interval = self.bookmark_interval_s
-
-        async def produce(send: Send) -> None:
-            pending_initial = backlog if initial else 0
-            try:
-                with trio.move_on_after(timeout):
-                    while True:
-                        if initial and pending_initial == 0:
-                            pending_initial = -1
-                            await send(self._bookmark(head, initial_end=True))
-                        with trio.move_on_after(interval if bookmarks else float("inf")) as wait:
-                            try:
-                                etype, obj = await events.receive()
-                            except trio.EndOfChannel:
-                                return  # dropped by the store (too slow)
-                        if wait.cancelled_caught:
-                            await send(self._bookmark(head))
-                            continue
-                        await send(b'{"type":"%s","object":%s}\n' % (etype.encode(), head + obj.body[1:]))
-                        pending_initial -= 1
-            finally:
-                rs.unwatch(watcher)
-
-        return Response(200, list(JSON), producer=produce)
-
-    def _bookmark(self, head: bytes, initial_end: bool = False) -> bytes:
-        meta: dict[str, Any] = {"resourceVersion": str(self.store.rv), "creationTimestamp": None}
-        if initial_end:
-            meta["annotations"] = {"k8s.io/initial-events-end": "true"}
-        return b'{"type":"BOOKMARK","object":%s%s}\n' % (head, orjson.dumps({"metadata": meta})[1:])
 
     def _apiservices(self, a: Attributes) -> Response:
         svc = self.aggregator.apiservice()

@@ -16,9 +16,9 @@ from __future__ import annotations
 import base64
 import bisect
 from collections import OrderedDict, deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 import orjson
 import trio
@@ -69,10 +69,19 @@ class Filter:
         return self.labels.matches(obj.labels) and self.fields.matches(lambda name: obj.fields.get(name, ""))
 
 
+class Sink(Protocol):
+    """Where a watcher's events go: a trio memory channel, or anything with its two methods
+    (`send_nowait` may raise `trio.WouldBlock`: the watcher is then closed as too slow)."""
+
+    def send_nowait(self, value: tuple[str, Obj], /) -> None: ...
+
+    def close(self) -> None: ...
+
+
 @dataclass(slots=True, eq=False)
 class Watcher:
     filter: Filter
-    send: trio.MemorySendChannel[tuple[str, Obj]]
+    send: Sink
     closed: bool = False
 
 
@@ -115,6 +124,11 @@ class ResourceStore:
 
     def __len__(self) -> int:
         return len(self._objects)
+
+    @property
+    def store_rv(self) -> int:
+        """The shared resourceVersion counter's current value."""
+        return self._store.rv
 
     def get(self, namespace: str, name: str) -> Obj | None:
         return self._objects.get((namespace, name))
@@ -219,32 +233,37 @@ class ResourceStore:
 
     # --- watches -----------------------------------------------------------------------
 
+    def replay(self, flt: Filter, since_rv: int | None) -> Sequence[tuple[str, Obj]]:
+        """The events a new watch starts with: those after `since_rv`, or the current state as
+        ADDED when None. Raises ExpiredError when `since_rv` is older than the history.
+        """
+        if since_rv is None:
+            return [("ADDED", o) for o in self._snapshot(self._store.rv)[1] if flt.matches(o)]
+        if since_rv < self.floor_rv:
+            raise ExpiredError(f"too old resource version: {since_rv} ({self.floor_rv})")
+        later = (convert(event, flt) for event in self._history if event.rv > since_rv)
+        return [out for out in later if out is not None]
+
+    def subscribe(self, flt: Filter, sink: Sink) -> Watcher:
+        """Send every later change that `flt` sees (as `convert` gives it) to `sink`."""
+        watcher = Watcher(flt, sink)
+        self._watchers.add(watcher)
+        return watcher
+
     def watch(
         self, flt: Filter, since_rv: int | None
     ) -> tuple[Watcher, trio.MemoryReceiveChannel[tuple[str, Obj]]]:
-        """Subscribe; the channel first holds the events after `since_rv` (or the current state as
-        ADDED when None). Raises ExpiredError when `since_rv` is older than the history.
+        """`replay` then `subscribe` through a channel of `watcher_buffer` events (more when the
+        replay alone needs more). Raises ExpiredError as `replay` does.
         """
-        send, receive = trio.open_memory_channel[tuple[str, Obj]](self._watcher_buffer)
-        watcher = Watcher(flt, send)
-        backlog: list[tuple[str, Obj]] = []
-        if since_rv is None:
-            backlog = [("ADDED", o) for o in self._snapshot(self._store.rv)[1] if flt.matches(o)]
-        else:
-            if since_rv < self.floor_rv:
-                raise ExpiredError(f"too old resource version: {since_rv} ({self.floor_rv})")
-            for event in self._history:
-                if event.rv > since_rv:
-                    out = convert(event, flt)
-                    if out is not None:
-                        backlog.append(out)
-        if len(backlog) >= self._watcher_buffer:
-            send, receive = trio.open_memory_channel[tuple[str, Obj]](len(backlog) + self._watcher_buffer)
-            watcher = Watcher(flt, send)
+        backlog = self.replay(flt, since_rv)
+        size = self._watcher_buffer
+        if len(backlog) >= size:
+            size += len(backlog)
+        send, receive = trio.open_memory_channel[tuple[str, Obj]](size)
         for item in backlog:
             send.send_nowait(item)
-        self._watchers.add(watcher)
-        return watcher, receive
+        return self.subscribe(flt, send), receive
 
     def unwatch(self, watcher: Watcher) -> None:
         self._close_watcher(watcher)

@@ -9,8 +9,8 @@ import pytest
 from k8s_metrics.selectors import SelectorError
 from kubesim import MI, Bursty, ConfigError, Sine, Steady
 from kubesim.aggregator import _request_timeout
-from kubesim.apiserver import field_selector
 from kubesim.gofmt import go_float
+from kubesim.listwatch import field_selector
 from kubesim.policy import Attributes, Policy, User, forbidden_message
 
 SAMPLES = Path(__file__).resolve().parents[1] / "data" / "kubelet-samples" / "resource"

@@ -1,78 +1,53 @@
 """A fake kube-apiserver for tests: raw trio + h11 over real TLS (trustme) on 127.0.0.x.
 
-What it serves:
-- collections `/api/v1/nodes`, `/api/v1/pods`, `/api/v1/namespaces/<ns>/configmaps` with
-  list (limit/continue, labelSelector/fieldSelector, `metadata.resourceVersion`) and chunked
-  watch (`?watch=true`): history after the requested resourceVersion is replayed, later changes
-  are pushed as they happen, with the apiserver's selector semantics (an object leaving the
-  selector is sent as DELETED with its previous content and the new resourceVersion);
-- single-object GET of configmaps;
+What it serves, with kubesim's apiserver semantics (`kubesim.store`, `kubesim.listwatch`):
+- get, list and watch of `/api/v1/nodes`, pods and configmaps (cluster-wide or in a namespace):
+  selectors, limit/continue over a consistent snapshot, one shared resourceVersion counter,
+  watches that replay the history after the requested resourceVersion (or start with the
+  current state for "" and "0") and then push changes as they happen; an object leaving the
+  selector is sent as DELETED with its previous content and the new resourceVersion. Watches do
+  not time out or send bookmarks on their own: the test does that through the `WatchHandle`;
 - POST tokenreviews / subjectaccessreviews, answered by a test-supplied handler and counted.
 
 How a test drives it:
 - `coll.put(obj)` / `coll.remove(name)` change objects (bumping the resourceVersion) and
-  notify open watches; `coll.compact()` makes older resourceVersions answer 410;
+  notify open watches; `coll.compact()` makes older resourceVersions answer 410 Expired, as an
+  ERROR event (`coll.expired_as_event`, the watch cache's way) or as a plain 410 reply;
 - `await coll.next_watch()` returns the `WatchHandle` of the next watch request, whose methods
   push one event (`event`, `bookmark`, `error`) or end the stream (`drop` = connection cut
   mid-stream, `close` = clean end);
 - `coll.fail_lists` / `coll.fail_watches` are queues of (status, Status-body) answers consumed by
-  the next requests; `server.requests` records every request.
+  the next requests (gets count as lists); `server.requests` records every request.
 - `server.start_listening()` is separate from binding: until it is called, connections to the
   (already known) address are refused, as with an apiserver that is down.
 """
 
 from __future__ import annotations
 
-import base64
-import copy
 import math
 import ssl
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 import h11
 import orjson
 import trio
 import trustme
 
-from k8s_metrics.fieldselectors import parse_field_selector
-from k8s_metrics.selectors import parse_label_selector
+from kubesim import listwatch, objects
+from kubesim.apiserver import request_attributes
+from kubesim.httpserver import Peer, Request, Response
+from kubesim.policy import ANONYMOUS_USER
+from kubesim.responses import JSON, UNAUTHORIZED, json_response, status, status_doc
+from kubesim.store import ExpiredError, ResourceStore, Store
+from kubesim.store import Obj as StoredObj
 
 HOST = "127.0.0.47"
 
 Obj = dict[str, Any]
-
-
-def status_body(code: int, reason: str, message: str) -> Obj:
-    return {
-        "kind": "Status",
-        "apiVersion": "v1",
-        "metadata": {},
-        "status": "Failure",
-        "message": message,
-        "reason": reason,
-        "code": code,
-    }
-
-
-def _field(obj: Obj, path: str) -> Any:
-    cur: Any = obj
-    for part in path.split("."):
-        if not isinstance(cur, dict):
-            return None
-        cur = cur.get(part)
-    return cur
-
-
-def matches(obj: Obj, params: dict[str, str]) -> bool:
-    """The apiserver's label and field selector semantics, parsed by the client's selector modules."""
-    fields = parse_field_selector(params.get("fieldSelector", ""))
-    if not fields.matches(lambda path: str(_field(obj, path) or "")):
-        return False
-    labels = (obj.get("metadata") or {}).get("labels") or {}
-    return parse_label_selector(params.get("labelSelector", "")).matches(labels)
 
 
 @dataclass
@@ -82,14 +57,6 @@ class Recorded:
     query: dict[str, str]
     headers: dict[str, str]
     body: bytes
-
-
-@dataclass
-class _Change:
-    rv: int
-    type: str
-    obj: Obj
-    prev: Obj | None
 
 
 _DROP = object()
@@ -109,21 +76,18 @@ class WatchHandle:
     def resource_version(self) -> str:
         return self.params.get("resourceVersion", "")
 
-    def _push(self, etype: str, obj: Obj) -> None:
-        self.sent.append((etype, obj))
-        self._send.send_nowait(orjson.dumps({"type": etype, "object": obj}) + b"\n")
+    def _push(self, etype: str, obj_json: bytes) -> None:
+        self.sent.append((etype, orjson.loads(obj_json)))
+        self._send.send_nowait(listwatch.event_line(etype, obj_json))
 
     def event(self, etype: str, obj: Obj) -> None:
-        self._push(etype, obj)
+        self._push(etype, orjson.dumps(obj))
 
     def bookmark(self, rv: int | str, kind: str = "Pod") -> None:
-        self._push(
-            "BOOKMARK",
-            {"kind": kind, "apiVersion": "v1", "metadata": {"resourceVersion": str(rv)}},
-        )
+        self.event("BOOKMARK", {"kind": kind, "apiVersion": "v1", "metadata": {"resourceVersion": str(rv)}})
 
     def error(self, code: int, reason: str, message: str) -> None:
-        self._push("ERROR", status_body(code, reason, message))
+        self.event("ERROR", status_doc(code, message, reason))
 
     def drop(self) -> None:
         """Cut the connection mid-stream (no terminating chunk)."""
@@ -134,15 +98,38 @@ class WatchHandle:
         self._send.send_nowait(_CLOSE)
 
 
+@dataclass
+class _StoreEvents:
+    """The store's side of a `WatchHandle` (a `kubesim.store.Sink`): its events, in store order."""
+
+    handle: WatchHandle
+    rs: ResourceStore
+
+    def send_nowait(self, value: tuple[str, StoredObj], /) -> None:
+        etype, obj = value
+        self.handle._push(etype, self.rs.full_json(obj.body))
+
+    def close(self) -> None:
+        """The store unsubscribed; the stream's end is the handle's."""
+
+
+def _field(obj: Obj, path: str) -> str:
+    """The value of a field label (`status.phase`) as a field selector compares it."""
+    cur: Any = obj
+    for part in path.split("."):
+        if not isinstance(cur, dict):
+            return ""
+        cur = cur.get(part)
+    if isinstance(cur, bool):
+        return "true" if cur else "false"
+    return "" if cur is None else str(cur)
+
+
 class FakeCollection:
-    def __init__(self, server: FakeApiServer, kind: str, namespaced: bool) -> None:
-        self.server = server
-        self.kind = kind
-        self.namespaced = namespaced
-        self.objects: dict[tuple[str, str], Obj] = {}
-        self.history: list[_Change] = []
-        self.compacted_rv = 0
-        self.watches: list[WatchHandle] = []
+    """One resource of the fake server: a `kubesim.store.ResourceStore` plus the test's hooks."""
+
+    def __init__(self, rs: ResourceStore) -> None:
+        self.rs = rs
         self._watch_send, self._watch_receive = trio.open_memory_channel[WatchHandle](math.inf)
         self.fail_lists: list[tuple[int, Obj]] = []
         self.fail_watches: list[tuple[int, Obj]] = []
@@ -151,68 +138,30 @@ class FakeCollection:
         or a plain 410 response (False)."""
         self.list_count = 0
 
-    @staticmethod
-    def _key(obj: Obj) -> tuple[str, str]:
-        meta = obj["metadata"]
-        return meta.get("namespace", ""), meta["name"]
-
     def put(self, obj: Obj) -> int:
-        """Create or replace an object; returns its new resourceVersion."""
-        obj = copy.deepcopy(obj)
-        rv = self.server.next_rv()
-        obj["metadata"]["resourceVersion"] = str(rv)
-        key = self._key(obj)
-        prev = self.objects.get(key)
-        self.objects[key] = obj
-        self._record(_Change(rv, "MODIFIED" if prev else "ADDED", obj, prev))
-        return rv
+        """Create or replace an object (its kind and apiVersion are the resource's); returns its
+        new resourceVersion."""
+        body = {k: v for k, v in obj.items() if k not in ("kind", "apiVersion")}
+        meta = body["metadata"]
+
+        def render(rv: int) -> bytes:
+            return orjson.dumps({**body, "metadata": {**meta, "resourceVersion": str(rv)}})
+
+        labels = meta.get("labels") or {}
+        fields = {name: _field(obj, name) for name in self.rs.field_names}
+        return self.rs.put(meta.get("namespace", ""), meta["name"], labels, fields, render).rv
 
     def remove(self, name: str, namespace: str = "") -> int:
-        prev = self.objects.pop((namespace, name))
-        rv = self.server.next_rv()
-        gone = copy.deepcopy(prev)
-        gone["metadata"]["resourceVersion"] = str(rv)
-        self._record(_Change(rv, "DELETED", gone, prev))
-        return rv
+        gone = self.rs.delete(namespace, name)
+        assert gone is not None, f"no {namespace}/{name} to remove"
+        return gone.rv
 
     def compact(self) -> None:
-        """Forget history: watches from any resourceVersion seen so far get 410 Gone."""
-        self.compacted_rv = self.server.rv
-        self.history.clear()
-
-    def _record(self, change: _Change) -> None:
-        self.history.append(change)
-        for watch in list(self.watches):
-            event = self._convert(change, watch.params)
-            if event is not None:
-                watch.event(*event)
-
-    def _convert(self, change: _Change, params: dict[str, str]) -> tuple[str, Obj] | None:
-        ns = params.get("_namespace", "")
-        if ns and change.obj["metadata"].get("namespace") != ns:
-            return None
-        now = change.type != "DELETED" and matches(change.obj, params)
-        before = change.prev is not None and matches(change.prev, params)
-        if change.type == "DELETED":
-            return ("DELETED", change.obj) if before else None
-        if now and before:
-            return "MODIFIED", change.obj
-        if now:
-            return "ADDED", change.obj
-        if before:
-            assert change.prev is not None
-            gone = copy.deepcopy(change.prev)
-            gone["metadata"]["resourceVersion"] = str(change.rv)
-            return "DELETED", gone
-        return None
+        """Forget history: watches from any resourceVersion seen so far get 410 Expired."""
+        self.rs.compact()
 
     async def next_watch(self) -> WatchHandle:
         return await self._watch_receive.receive()
-
-    def list_items(self, params: dict[str, str]) -> list[Obj]:
-        ns = params.get("_namespace", "")
-        items = [o for k, o in sorted(self.objects.items()) if (not ns or k[0] == ns) and matches(o, params)]
-        return items
 
 
 class ReviewEndpoint:
@@ -228,6 +177,12 @@ class ReviewEndpoint:
         """Set when a request arrives (replace it to wait for the next one)."""
 
 
+_REVIEWS = {
+    "/apis/authentication.k8s.io/v1/tokenreviews": "token_reviews",
+    "/apis/authorization.k8s.io/v1/subjectaccessreviews": "access_reviews",
+}
+
+
 class FakeApiServer:
     def __init__(self, ca: trustme.CA, host: str = HOST, cert_names: tuple[str, ...] = ()) -> None:
         self.host = host
@@ -235,29 +190,39 @@ class FakeApiServer:
         cert = ca.issue_cert(*(cert_names or (host,)))
         self._ssl = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         cert.configure_cert(self._ssl)
-        self.rv = 100
-        self.nodes = FakeCollection(self, "Node", namespaced=False)
-        self.pods = FakeCollection(self, "Pod", namespaced=True)
-        self.configmaps = FakeCollection(self, "ConfigMap", namespaced=True)
-        self.token_reviews = ReviewEndpoint(
-            lambda body: (500, status_body(500, "InternalError", "no handler"))
-        )
-        self.access_reviews = ReviewEndpoint(
-            lambda body: (500, status_body(500, "InternalError", "no handler"))
-        )
+        self.store = Store()
+        self._collections: dict[str, FakeCollection] = {}
+        self.nodes = self._collection("nodes", "Node", False, objects.NODE_FIELDS)
+        self.pods = self._collection("pods", "Pod", True, objects.POD_FIELDS)
+        self.configmaps = self._collection("configmaps", "ConfigMap", True, objects.CONFIGMAP_FIELDS)
+        no_handler = (500, status_doc(500, "no handler"))
+        self.token_reviews = ReviewEndpoint(lambda body: no_handler)
+        self.access_reviews = ReviewEndpoint(lambda body: no_handler)
         self.requests: list[Recorded] = []
         self.required_token: str | None = None
         self._sock = trio.socket.socket()
         self.port = 0
-        self._nursery: trio.Nursery | None = None
+
+    def _collection(
+        self, name: str, kind: str, namespaced: bool, field_names: tuple[str, ...]
+    ) -> FakeCollection:
+        rs = self.store.add_resource(
+            name, kind=kind, api_version="v1", namespaced=namespaced, field_names=field_names
+        )
+        self._collections[name] = FakeCollection(rs)
+        return self._collections[name]
 
     @property
     def url(self) -> str:
         return f"https://{self.host}:{self.port}"
 
+    @property
+    def rv(self) -> int:
+        """The latest resourceVersion."""
+        return self.store.rv
+
     def next_rv(self) -> int:
-        self.rv += 1
-        return self.rv
+        return self.store.next_rv()
 
     def client_ssl_context(self) -> ssl.SSLContext:
         ctx = ssl.create_default_context()
@@ -319,74 +284,61 @@ class FakeApiServer:
         if data:
             await stream.send_all(data)
 
-    async def _respond(self, stream: trio.SSLStream[Any], conn: h11.Connection, code: int, body: Obj) -> None:
-        payload = orjson.dumps(body)
-        headers = [("Content-Type", "application/json"), ("Content-Length", str(len(payload)))]
-        await self._send(stream, conn, h11.Response(status_code=code, headers=headers))
-        await self._send(stream, conn, h11.Data(data=payload))
+    async def _respond(self, stream: trio.SSLStream[Any], conn: h11.Connection, response: Response) -> None:
+        headers = [*response.headers, ("Content-Length", str(len(response.body)))]
+        await self._send(stream, conn, h11.Response(status_code=response.status, headers=headers))
+        await self._send(stream, conn, h11.Data(data=response.body))
         await self._send(stream, conn, h11.EndOfMessage())
 
     async def _dispatch(
-        self, stream: trio.SSLStream[Any], conn: h11.Connection, request: Any, body: bytes
+        self, stream: trio.SSLStream[Any], conn: h11.Connection, event: Any, body: bytes
     ) -> bool:
-        target = request.target.decode()
+        target = event.target.decode()
         parts = urlsplit(target)
         query = dict(parse_qsl(parts.query, keep_blank_values=True))
-        headers = {k.decode().lower(): v.decode() for k, v in request.headers}
-        method = request.method.decode()
+        headers = {k.decode().lower(): v.decode() for k, v in event.headers}
+        method = event.method.decode()
         self.requests.append(Recorded(method, parts.path, query, headers, body))
+        request = Request(
+            method, unquote(parts.path), parts.query, list(event.headers), body, Peer(self.host)
+        )
         if (
             self.required_token is not None
             and headers.get("authorization") != f"Bearer {self.required_token}"
         ):
-            await self._respond(stream, conn, 401, status_body(401, "Unauthorized", "Unauthorized"))
+            await self._respond(stream, conn, Response(401, list(JSON), orjson.dumps(UNAUTHORIZED)))
             return True
-        segments = parts.path.strip("/").split("/")
-        if method == "POST" and parts.path == "/apis/authentication.k8s.io/v1/tokenreviews":
-            await self._review(stream, conn, self.token_reviews, body)
+        review = _REVIEWS.get(parts.path)
+        if method == "POST" and review is not None:
+            await self._respond(stream, conn, await self._review(getattr(self, review), body))
             return True
-        if method == "POST" and parts.path == "/apis/authorization.k8s.io/v1/subjectaccessreviews":
-            await self._review(stream, conn, self.access_reviews, body)
-            return True
-        coll: FakeCollection | None = None
-        params = dict(query)
-        name = ""
-        if segments == ["api", "v1", "nodes"]:
-            coll = self.nodes
-        elif segments == ["api", "v1", "pods"]:
-            coll = self.pods
-        elif (
-            len(segments) in (5, 6)
-            and segments[:3] == ["api", "v1", "namespaces"]
-            and segments[4] == "configmaps"
+        a = request_attributes(request, ANONYMOUS_USER)
+        coll = self._collections.get(a.resource)
+        if (
+            coll is None
+            or a.api_group
+            or a.subresource
+            or a.verb not in ("get", "list", "watch")
+            or (a.namespace and not coll.rs.namespaced)
         ):
-            coll = self.configmaps
-            params["_namespace"] = segments[3]
-            name = segments[5] if len(segments) == 6 else ""
-        if coll is None or method != "GET":
-            await self._respond(
-                stream, conn, 404, status_body(404, "NotFound", f"the server could not find {target}")
-            )
+            not_found = status(404, "the server could not find the requested resource", details={})
+            await self._respond(stream, conn, not_found)
             return True
-        if name:
-            obj = coll.objects.get((params["_namespace"], name))
-            if coll.fail_lists:
-                code, status = coll.fail_lists.pop(0)
-                await self._respond(stream, conn, code, status)
-            elif obj is None:
-                msg = f'configmaps "{name}" not found'
-                await self._respond(stream, conn, 404, status_body(404, "NotFound", msg))
-            else:
-                await self._respond(stream, conn, 200, obj)
-            return True
-        if query.get("watch") in ("true", "1"):
-            return await self._watch(stream, conn, coll, params)
-        await self._list(stream, conn, coll, params)
+        if a.verb == "watch":
+            return await self._watch(stream, conn, coll, request, query, a.namespace)
+        if a.verb == "list":
+            coll.list_count += 1
+        if coll.fail_lists:
+            code, doc = coll.fail_lists.pop(0)
+            response = json_response(doc, code)
+        elif a.verb == "get":
+            response = listwatch.get(coll.rs, a.resource, a.namespace, a.name)
+        else:
+            response = listwatch.list_objects(request, coll.rs, a.namespace, time.time_ns())
+        await self._respond(stream, conn, response)
         return True
 
-    async def _review(
-        self, stream: trio.SSLStream[Any], conn: h11.Connection, ep: ReviewEndpoint, body: bytes
-    ) -> None:
+    async def _review(self, ep: ReviewEndpoint, body: bytes) -> Response:
         decoded = orjson.loads(body)
         ep.calls.append(decoded)
         ep.raw_bodies.append(body)
@@ -394,69 +346,48 @@ class FakeApiServer:
         if ep.gate is not None:
             await ep.gate.wait()
         code, answer = ep.handler(decoded)
-        await self._respond(stream, conn, code, answer)
-
-    async def _list(
-        self, stream: trio.SSLStream[Any], conn: h11.Connection, coll: FakeCollection, params: dict[str, str]
-    ) -> None:
-        coll.list_count += 1
-        if coll.fail_lists:
-            code, status = coll.fail_lists.pop(0)
-            await self._respond(stream, conn, code, status)
-            return
-        items = coll.list_items(params)
-        offset = 0
-        rv = self.rv
-        token = params.get("continue")
-        if token:
-            rv_text, offset_text = base64.b64decode(token).decode().split(":")
-            rv, offset = int(rv_text), int(offset_text)
-            if rv < coll.compacted_rv:
-                msg = "The provided continue parameter is too old to display a consistent list result."
-                await self._respond(stream, conn, 410, status_body(410, "Expired", msg))
-                return
-        limit = int(params.get("limit") or 0) or len(items) or 1
-        page = items[offset : offset + limit]
-        metadata: Obj = {"resourceVersion": str(rv)}
-        if offset + limit < len(items):
-            metadata["continue"] = base64.b64encode(f"{rv}:{offset + limit}".encode()).decode()
-        await self._respond(
-            stream,
-            conn,
-            200,
-            {"kind": f"{coll.kind}List", "apiVersion": "v1", "metadata": metadata, "items": page},
-        )
+        return json_response(answer, code)
 
     async def _watch(
-        self, stream: trio.SSLStream[Any], conn: h11.Connection, coll: FakeCollection, params: dict[str, str]
+        self,
+        stream: trio.SSLStream[Any],
+        conn: h11.Connection,
+        coll: FakeCollection,
+        request: Request,
+        params: dict[str, str],
+        namespace: str,
     ) -> bool:
         """Serve one watch; False when the connection must be cut (a drop)."""
         handle = WatchHandle(params)
+        rs = coll.rs
+        w = listwatch.watch_request(request, rs, namespace)
+        failure: Response | None = w if isinstance(w, Response) else None
         if coll.fail_watches:
-            code, status = coll.fail_watches.pop(0)
-            await self._respond(stream, conn, code, status)
+            code, doc = coll.fail_watches.pop(0)
+            failure = json_response(doc, code)
+        watcher = None
+        if failure is None and isinstance(w, listwatch.WatchRequest):
+            try:
+                backlog = rs.replay(w.filter, w.since)
+            except ExpiredError as exc:
+                if not coll.expired_as_event:
+                    failure = json_response(listwatch.expired_status(exc), 410)
+                else:  # the watch cache's way: 200, one ERROR event, the end
+                    handle.event("ERROR", listwatch.expired_status(exc))
+                    handle.close()
+            else:
+                sink = _StoreEvents(handle, rs)
+                for item in backlog:
+                    sink.send_nowait(item)
+                watcher = rs.subscribe(w.filter, sink)
+        if failure is not None:
+            await self._respond(stream, conn, failure)
             coll._watch_send.send_nowait(handle)
             return True
-        since = int(params.get("resourceVersion") or 0)
-        expired = since < coll.compacted_rv
-        if expired and not coll.expired_as_event:
-            msg = f"too old resource version: {since} ({coll.compacted_rv})"
-            await self._respond(stream, conn, 410, status_body(410, "Expired", msg))
-            coll._watch_send.send_nowait(handle)
-            return True
-        headers = [("Content-Type", "application/json"), ("Transfer-Encoding", "chunked")]
-        await self._send(stream, conn, h11.Response(status_code=200, headers=headers))
-        if expired:
-            handle.error(410, "Expired", f"too old resource version: {since} ({coll.compacted_rv})")
-        else:
-            for change in coll.history:
-                if change.rv > since:
-                    event = coll._convert(change, params)
-                    if event is not None:
-                        handle.event(*event)
-            coll.watches.append(handle)
-        coll._watch_send.send_nowait(handle)
         try:
+            headers = [*JSON, ("Transfer-Encoding", "chunked")]
+            await self._send(stream, conn, h11.Response(status_code=200, headers=headers))
+            coll._watch_send.send_nowait(handle)
             while True:
                 item = await handle._receive.receive()
                 if item is _DROP:
@@ -467,8 +398,8 @@ class FakeApiServer:
                 await self._send(stream, conn, h11.Data(data=item))
         finally:
             handle.closed = True
-            if handle in coll.watches:
-                coll.watches.remove(handle)
+            if watcher is not None:
+                rs.unwatch(watcher)
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,9 @@ import httpx
 import pytest
 import trio
 import trustme
-from kubefake import FakeApiServer, Recorder, status_body
+from kubefake import FakeApiServer, Recorder
 
+from kubesim.responses import status_doc
 from metrics_server.auth.authconfig import (
     AuthenticationConfig,
     AuthenticationConfigSource,
@@ -187,7 +188,7 @@ FORBIDDEN = (
 
 
 async def test_forbidden_lookup_stops_start_up(fake: FakeApiServer, client: httpx.AsyncClient) -> None:
-    fake.configmaps.fail_lists.append((403, status_body(403, "Forbidden", FORBIDDEN)))
+    fake.configmaps.fail_lists.append((403, status_doc(403, FORBIDDEN)))
     source = AuthenticationConfigSource(AuthenticationOptions(), client, informer_config=FAST)
     with pytest.RaisesGroup(AuthenticationLookupError) as info:
         async with trio.open_nursery() as nursery:
@@ -199,7 +200,7 @@ async def test_forbidden_lookup_stops_start_up(fake: FakeApiServer, client: http
 async def test_tolerated_lookup_failure_continues_and_recovers(
     fake: FakeApiServer, client: httpx.AsyncClient, nursery: trio.Nursery, caplog: pytest.LogCaptureFixture
 ) -> None:
-    fake.configmaps.fail_lists.append((403, status_body(403, "Forbidden", FORBIDDEN)))
+    fake.configmaps.fail_lists.append((403, status_doc(403, FORBIDDEN)))
     proxy_ca = ca_pem("proxy")
     fake.configmaps.put(configmap(full_data(ca_pem("client"), proxy_ca)))
     changes = Changes()

@@ -11,8 +11,9 @@ import pytest
 import trio
 import trio.testing
 import trustme
-from kubefake import Connection, FakeApiServer, Recorder, make_node, make_pod, status_body
+from kubefake import Connection, FakeApiServer, Recorder, make_node, make_pod
 
+from kubesim.responses import status_doc
 from metrics_server.kube.backoff import Backoff
 from metrics_server.kube.caches import KubeCaches, node_spec, pod_spec
 from metrics_server.kube.connection import make_api_client
@@ -222,7 +223,7 @@ async def test_forbidden_list_logs_missing_permission_then_recovers(
         'nodes is forbidden: User "system:serviceaccount:kube-system:metrics-server" '
         'cannot list resource "nodes" in API group "" at the cluster scope'
     )
-    fake.nodes.fail_lists.append((403, status_body(403, "Forbidden", message)))
+    fake.nodes.fail_lists.append((403, status_doc(403, message)))
     fake.nodes.put(make_node("node-1"))
     recorder = Recorder()
     cache = NodeCache()

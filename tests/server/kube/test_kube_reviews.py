@@ -12,8 +12,9 @@ import httpx
 import pytest
 import trio
 import trio.testing
-from kubefake import FakeApiServer, status_body
+from kubefake import FakeApiServer
 
+from kubesim.responses import status_doc
 from metrics_server.auth.reviews import (
     AccessReviewer,
     CollapsingTTLCache,
@@ -101,7 +102,7 @@ async def test_token_cache_expires_after_ttl(
 async def test_token_errors_are_retried_and_never_cached(
     fake: FakeApiServer, client: httpx.AsyncClient, autojump_clock: trio.testing.MockClock
 ) -> None:
-    fake.token_reviews.handler = lambda body: (500, status_body(500, "InternalError", "etcd is down"))
+    fake.token_reviews.handler = lambda body: (500, status_doc(500, "etcd is down"))
     reviewer = TokenReviewer(client, rng=random.Random(3))
     start = trio.current_time()
     with pytest.raises(ReviewError) as info:
@@ -129,7 +130,7 @@ async def test_forbidden_token_review_names_the_permission(
         'metrics-server" cannot create resource "tokenreviews" in API group "authentication.k8s.io" '
         "at the cluster scope"
     )
-    fake.token_reviews.handler = lambda body: (403, status_body(403, "Forbidden", message))
+    fake.token_reviews.handler = lambda body: (403, status_doc(403, message))
     with pytest.raises(ReviewError) as info:
         await TokenReviewer(client).review("good-token")
     assert str(info.value) == (
