@@ -74,22 +74,43 @@ _KUBELET_LINE = re.compile(r"kubelets:\s+https://[^\s,]+:(\d+)")
 
 
 SLOW_STEPS_SERVER_MAIN = """
-import os, sys, time, trio
+import gc, os, sys, time, trio
 import metrics_server.app as app
 limit = float(os.environ["BENCH_SLOW_STEP_MS"]) / 1000
 
+def where(task):
+    # The innermost frame outside trio's own code (trio's traps are where every task suspends).
+    found, coro = "?", task.coro
+    while coro is not None:
+        frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+        if frame is not None and "/trio/" not in frame.f_code.co_filename:
+            found = f"{frame.f_code.co_filename.rsplit('/', 2)[-1]}:{frame.f_lineno}"
+        coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+    return found
+
+collections = []  # (generation, seconds) of the collector's runs during the current step
+collecting = [0.0]
+def on_gc(phase, info):
+    if phase == "start":
+        collecting[0] = time.perf_counter()
+    else:
+        collections.append((info["generation"], time.perf_counter() - collecting[0]))
+gc.callbacks.append(on_gc)
+
 class SlowSteps(trio.abc.Instrument):
+    started, cpu, resumed = 0.0, 0.0, "?"  # the first hook after add_instrument is an after_task_step
     def before_task_step(self, task):
+        self.resumed = where(task)
+        collections.clear()
+        self.cpu = time.thread_time()
         self.started = time.perf_counter()
     def after_task_step(self, task):
         took = time.perf_counter() - self.started
-        if took >= limit:
-            frame, coro = None, task.coro
-            while coro is not None:
-                frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None) or frame
-                coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
-            where = f"{frame.f_code.co_filename.rsplit('/', 2)[-1]}:{frame.f_lineno}" if frame else "?"
-            line = f"SLOW-STEP {took * 1000:.1f} ms task={task.name} suspended at {where}"
+        if took >= limit and self.started:
+            gcs = ",".join(f"gen{g}:{s * 1000:.1f}" for g, s in collections) or "none"
+            line = (f"SLOW-STEP {took * 1000:.1f} ms task={task.name} resumed at {self.resumed} "
+                    f"suspended at {where(task)} gc={gcs} cpu={(time.thread_time() - self.cpu) * 1000:.1f} "
+                    f"at={time.time():.3f}")
             print(line, file=sys.stderr, flush=True)
 
 serve = app.serve
@@ -101,8 +122,11 @@ from metrics_server.cli import main
 sys.exit(main())
 """
 """With `BENCH_SLOW_STEP_MS` set: the server logs every event-loop step of the serving process
-that took at least that long, with the task and where it suspended (run with `--keep` to read
-the log). A diagnostic: its own overhead is a clock read per step."""
+that took at least that long, with the task, where it resumed and suspended (the innermost frame
+outside trio), the collector's runs within it (`gc=gen<N>:<ms>`), the thread's CPU time in it (`cpu=`,
+ms: on a busy machine a step is also long when the process is not running) and the wall time
+(`at=`); run with `--keep` to read the log. A diagnostic: its own overhead is two clock reads and
+two walks of the task's await chain per step."""
 
 
 def _server_main() -> str:

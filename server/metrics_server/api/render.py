@@ -18,7 +18,8 @@ generation that falls out after two snapshots is freed in `sweep` steps of ~1 ms
 their history: docs/performance.md.
 
 `FragmentCache` keeps the fragments of the two most recent snapshots so that requests straddling
-a publish do not thrash it; what falls out goes to its trash, emptied in steps by `sweep`. Large
+a publish do not thrash it; what falls out goes to its trash, emptied in steps by `sweep` (from a
+task of its own, `steps.Sweeper`, so no request pays for it). Large
 responses are produced in chunks (`CHUNK` objects per piece) so the caller can yield to the event
 loop between pieces. `cached_node_fragment` /
 `cached_pod_fragment` are the one-object forms for gets.
@@ -26,7 +27,7 @@ loop between pieces. `cached_node_fragment` /
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Final, cast
 
 import orjson
@@ -250,13 +251,16 @@ class FragmentCache:
     Not thread-safe; used from the one event loop.
 
     A generation that falls out holds ~150,000 entries at the benchmark's size; freeing them in
-    one go held the event loop for ~100-250 ms, so its containers go to `trash`, which the caller
-    empties in steps (`sweep`).
+    one go held the event loop for ~100-250 ms, so its containers go to `trash`, emptied in steps
+    (`sweep`) by whoever `on_trash` hands it to.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, on_trash: Callable[[Callable[[int], bool]], object] | None = None) -> None:
+        """`on_trash(sweep)` is called whenever the trash goes from empty to not empty, with this
+        cache's `sweep` (`steps.Sweeper.wake` empties it in a task of its own)."""
         self._generations: list[tuple[object, Generation]] = []
         self._trash: list[tuple[dict[Any, Any] | list[Any], int]] = []
+        self._on_trash = on_trash
 
     def generation(self, snapshot: object) -> Generation:
         for snap, gen in self._generations:
@@ -267,19 +271,24 @@ class FragmentCache:
             old_snapshot, old = self._generations[0]
             # A request still holding `old` then finds empty dicts and encodes again: the fragments
             # it already has are its own references, never mutated.
-            for container in (old.entries, old.static, old.previous_static, old.pb):
-                self._trash.append((container, 1))
+            containers = (old.entries, old.static, old.previous_static, old.pb)
             old.entries, old.static, old.previous_static, old.pb = {}, {}, {}, {}
             # Swept first (the trash is a stack): the snapshot, if this was its last reference, then
             # frees only its own dict, the usage objects later with the entries, in steps.
-            self.discard([old_snapshot], 1)
+            self._throw([*((c, 1) for c in containers), ([old_snapshot], 1)])
         self._generations = [*self._generations[-1:], (snapshot, gen)]
         return gen
 
     def discard(self, references: Iterable[object], weight: int) -> None:
         """Drop `references` in `sweep` steps, each counting as `weight` items (what dropping it may
         free). The objects themselves are not touched: whoever still holds one keeps it whole."""
-        self._trash.append((list(references), weight))
+        self._throw([(list(references), weight)])
+
+    def _throw(self, items: list[tuple[dict[Any, Any] | list[Any], int]]) -> None:
+        was_empty = not self._trash
+        self._trash += items
+        if was_empty and self._on_trash is not None:
+            self._on_trash(self.sweep)
 
     def sweep(self, budget: int) -> bool:
         """Free up to about `budget` items of dropped caches; True when nothing is left."""

@@ -40,7 +40,16 @@ from metrics_server.api.query import (
     query_args,
 )
 from metrics_server.api.responses import status_response
-from metrics_server.api.steps import CLOCK_EVERY, NAME, STEP_S, Pieces, chunked, sorted_by_name, sorted_pods
+from metrics_server.api.steps import (
+    CLOCK_EVERY,
+    NAME,
+    STEP_S,
+    Pieces,
+    Sweeper,
+    chunked,
+    sorted_by_name,
+    sorted_pods,
+)
 from metrics_server.kube.objects import NodeInfo, NodeLister, PodInfo, PodLister
 from metrics_server.storage.snapshot import NodeUsage, PodUsageTuple, Snapshot
 
@@ -51,7 +60,7 @@ _TABLES = neg.ENCODINGS | {neg.TABLE_V1, neg.TABLE_V1BETA1}
 _ACCEPT_MEMO = 256
 """Distinct Accept headers remembered (the memo is cleared when full: arbitrary headers cannot grow it)."""
 SWEEP_STEP = 1000
-"""Items of dropped caches freed per step (`FragmentCache.sweep`; ~0.5-1 ms)."""
+"""Items of dropped caches freed per step of the sweeper task (`steps.Sweeper`; ~0.5-1 ms)."""
 MAX_CACHED_LISTS = 16
 """Lists without selectors kept (`api.listcache`), least recently used dropped: all pods, all nodes
 and the namespaces listed most recently."""
@@ -84,7 +93,8 @@ class ResourceApi:
         self.node_selector = node_selector
         self.clock = clock
         self.observe_freshness = observe_freshness
-        self.cache = render.FragmentCache()
+        self.sweeper = Sweeper(SWEEP_STEP)
+        self.cache = render.FragmentCache(on_trash=self.sweeper.wake)
         self.indexes = PodIndexes()
         self.lists: dict[tuple[str, str | None], listcache.CachedList] = {}
         self.now = render.Clock()
@@ -136,8 +146,6 @@ class ResourceApi:
             if include not in (render.INCLUDE_NONE, render.INCLUDE_METADATA, render.INCLUDE_OBJECT):
                 return status_response(bad_include(include), 400)
 
-        while not self.cache.sweep(SWEEP_STEP):
-            await trio.lowlevel.checkpoint()
         snap = self.snapshot()
         now_s = self.clock()
         kind = "NodeMetrics" if resource == "nodes" else "PodMetrics"
@@ -200,7 +208,6 @@ class ResourceApi:
             include = request.args.get("includeObject") or render.INCLUDE_METADATA
             if include not in (render.INCLUDE_NONE, render.INCLUDE_METADATA, render.INCLUDE_OBJECT):
                 return status_response(bad_include(include), 400)
-        self.cache.sweep(SWEEP_STEP)
         snap = self.snapshot()
         now_s = self.clock()
         fragment: render.Fragment

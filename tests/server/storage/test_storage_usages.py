@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import gc
+
+from metrics_server.shard import protocol
 from metrics_server.storage.snapshot import NodeUsage, PodUsageTuple
 from metrics_server.storage.store import Storage
 
@@ -118,3 +121,44 @@ def test_a_store_that_does_not_serve_returns_usages_and_keeps_only_points() -> N
     assert results[1].node_usage == served.snapshot().node("n1")
     assert dict(results[1].pod_usage) == {("a", "p"): (115 * NS, 15 * NS, (("c", NS // 5, 100, None),))}
     assert dict(worker.snapshot().pods) == {} and dict(worker.snapshot().nodes) == {}
+
+
+def test_decoded_usages_are_untracked_by_the_collectors_first_pass() -> None:
+    """A decoder makes each tuple before its items (msgspec does): stored as they are, a pod's usage
+    took three collections to be untracked; the store makes the outer levels again, items first."""
+    frame = protocol.encode(
+        protocol.Results(
+            1,
+            [
+                protocol.NodeResult(
+                    "n1",
+                    False,
+                    None,
+                    {
+                        ("a", f"p{i}"): (90 * NS, 15 * NS, (("c", i, 1000, None), ("d", i, 2000, 7)))
+                        for i in range(50)
+                    },
+                )
+            ],
+        )
+    )
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        storage = Storage(staleness_ns=STALENESS)
+        cycle = storage.begin(100 * NS)
+        gc.collect()  # the storage is old, as in the server, when a worker's frames arrive
+        message = protocol.decode_from_worker(frame[4:])
+        assert isinstance(message, protocol.Results)
+        result = message.nodes[0]
+        cycle.add_usages(result.node, result.usage, result.pods, first=result.first)
+        del message, result
+        gc.collect(0)  # one pass over everything made since the last collection
+        cycle.publish(())
+        usages = list(storage.snapshot().pods.values())
+        assert len(usages) == 50
+        assert not [u for u in usages if gc.is_tracked(u) or gc.is_tracked(u[2])]
+        assert usages[0] == (90 * NS, 15 * NS, (("c", 0, 1000, None), ("d", 0, 2000, 7)))
+    finally:
+        if enabled:
+            gc.enable()

@@ -1,0 +1,93 @@
+"""Dropped caches are freed by a task of their own (`steps.Sweeper`), in steps, not by requests."""
+
+from __future__ import annotations
+
+import trio
+import trio.testing
+from conftest import Asgi, default_world, make_app
+
+from metrics_server.api import render
+from metrics_server.api.steps import Sweeper
+
+API = "/apis/metrics.k8s.io/v1beta1"
+
+
+class StepCounter(trio.abc.Instrument):
+    """Event-loop steps per task name."""
+
+    def __init__(self) -> None:
+        self.steps: dict[str, int] = {}
+
+    def before_task_step(self, task: trio.lowlevel.Task) -> None:
+        self.steps[task.name] = self.steps.get(task.name, 0) + 1
+
+
+def test_the_cache_calls_on_trash_when_its_trash_stops_being_empty() -> None:
+    calls: list[object] = []
+    cache = render.FragmentCache(on_trash=calls.append)
+    snapshots = [object() for _ in range(4)]
+    cache.generation(snapshots[0])
+    cache.generation(snapshots[1])
+    assert calls == []  # nothing dropped yet
+    cache.generation(snapshots[2])  # drops the first generation
+    assert calls == [cache.sweep]
+    cache.discard([[b"x"]], 1)  # more trash while some is left: no second call
+    assert len(calls) == 1
+    assert cache.sweep(100)
+    cache.generation(snapshots[3])
+    assert calls == [cache.sweep, cache.sweep]
+
+
+async def test_the_sweeper_empties_the_trash_in_steps_of_its_own() -> None:
+    sweeper = Sweeper(10)
+    cache = render.FragmentCache(on_trash=sweeper.wake)
+    snapshots = [object() for _ in range(3)]
+    first = cache.generation(snapshots[0])
+    for i in range(25):
+        first.entries[i] = (None, None, None)  # type: ignore[assignment]
+    entries = first.entries
+    cache.generation(snapshots[1])
+    assert not sweeper.running
+    counter = StepCounter()
+    trio.lowlevel.add_instrument(counter)
+    try:
+        cache.generation(snapshots[2])
+        assert sweeper.running
+        assert len(entries) == 25  # nothing freed by the caller
+        await trio.testing.wait_all_tasks_blocked()
+    finally:
+        trio.lowlevel.remove_instrument(counter)
+    assert entries == {}
+    assert cache.sweep(0)
+    assert not sweeper.running
+    # the snapshot reference, 3 empty dicts and 25 entries, 10 items per step: 1 + 9, 10, 6
+    assert counter.steps["api-cache-sweeper"] == 3
+    # the next drop starts it again
+    cache.discard([[1, 2, 3]], 1)
+    assert sweeper.running
+    await trio.testing.wait_all_tasks_blocked()
+    assert cache.sweep(0)
+    assert not sweeper.running
+
+
+async def test_lists_leave_the_sweeping_to_the_sweeper_and_serve_the_same_bytes() -> None:
+    world = default_world()
+    app = make_app(world)
+    async with app.test_app():
+        asgi = Asgi(app)
+        bodies: list[bytes] = []
+        counter = StepCounter()
+        trio.lowlevel.add_instrument(counter)
+        try:
+            # each list from the second on drops the previous one's cached list, from the third on
+            # a generation too: one run of the sweeper (a single step of it) per list
+            for _ in range(4):
+                status, body = await asgi.get(f"{API}/pods")
+                assert status == 200
+                bodies.append(body)
+                world.snapshot = type(world.snapshot)(dict(world.snapshot.nodes), dict(world.snapshot.pods))
+            await trio.testing.wait_all_tasks_blocked()
+        finally:
+            trio.lowlevel.remove_instrument(counter)
+        assert counter.steps["api-cache-sweeper"] == 3
+        assert bodies == [bodies[0]] * 4
