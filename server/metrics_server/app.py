@@ -309,7 +309,13 @@ class _Scraping:
                 metrics=self._metrics,
             )
         else:
-            scraper = WorkerPool(workers, self._configure, request_timeout=timeout, metrics=self._metrics)
+            scraper = WorkerPool(
+                workers,
+                self._configure,
+                request_timeout=timeout,
+                metrics=self._metrics,
+                niceness=self._options.shard.scrape_worker_niceness,
+            )
             self._registry.register(scraper.collector())
         self.loop = ScrapeLoop(
             scraper=scraper,

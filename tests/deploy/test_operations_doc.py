@@ -28,6 +28,7 @@ EXTRA_FLAGS = {
     "--metric-staleness",
     "--serve-swap",
     "--scrape-workers",
+    "--scrape-worker-niceness",
     "--logtostderr",
     "--alsologtostderr",
 }

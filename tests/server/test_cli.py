@@ -214,3 +214,16 @@ def test_scrape_workers_refused(value: str, why: str) -> None:
     with pytest.raises(FlagError) as info:
         parse_options([f"--scrape-workers={value}"])
     assert str(info.value) == f'invalid argument "{value}" for "--scrape-workers" flag: {why}'
+
+
+@pytest.mark.parametrize(("value", "parsed"), [("0", 0), ("5", 5), ("19", 19)])
+def test_scrape_worker_niceness(value: str, parsed: int) -> None:
+    assert parse_options([f"--scrape-worker-niceness={value}"]).shard.scrape_worker_niceness == parsed
+    assert parse_options([]).shard.scrape_worker_niceness == 10
+
+
+@pytest.mark.parametrize("value", ["-1", "20"])
+def test_scrape_worker_niceness_refused(value: str) -> None:
+    with pytest.raises(FlagError) as info:
+        parse_options([f"--scrape-worker-niceness={value}"])
+    assert str(info.value) == "--scrape-worker-niceness: must be between 0 and 19"

@@ -1,4 +1,5 @@
-"""The scrape shards' flag, `--scrape-workers`, and how many workers `auto` means.
+"""The scrape shards' flags, `--scrape-workers` and `--scrape-worker-niceness`, and how many workers
+`auto` means.
 
 `ShardOptions.workers(nodes, cpus)` is the count to start once the node cache has synced: the
 flag's value, or for `auto` (the default) `default_workers(nodes, cpus)`.
@@ -10,7 +11,7 @@ import math
 from dataclasses import dataclass
 from typing import ClassVar
 
-from metrics_server.flagset import KUBELET_CLIENT, Kind, flag
+from metrics_server.flagset import INT, KUBELET_CLIENT, Kind, flag
 
 AUTO = -1
 """The parsed value of `--scrape-workers=auto`."""
@@ -35,6 +36,15 @@ def _parse_workers(text: str) -> int:
 
 
 WORKERS = Kind("string", _parse_workers, quote_default=True)
+
+NICENESS_MAX = 19
+"""The largest nice value Linux has (the lowest priority)."""
+
+
+def _niceness(value: int) -> str | None:
+    if 0 <= value <= NICENESS_MAX:
+        return None
+    return f"must be between 0 and {NICENESS_MAX}"
 
 
 def default_workers(nodes: int, cpus: int) -> int:
@@ -61,8 +71,20 @@ class ShardOptions:
         ),
     )
 
+    scrape_worker_niceness: int = flag(
+        "--scrape-worker-niceness",
+        INT,
+        "10",
+        (
+            "How much lower the CPU priority of scrape workers is than the serving process's (added "
+            "to its nice value, 0-19), so that API requests are not kept waiting behind parsing when "
+            "the CPUs are busy; 0 runs them at the same priority."
+        ),
+        check=_niceness,
+    )
+
     def validate(self) -> None:
-        """Every value the flag parses to is valid (`_parse_workers` refuses the others)."""
+        """Every value the flags parse to is valid (`_parse_workers` and `_niceness` refuse the others)."""
 
     def workers(self, nodes: int, cpus: int) -> int:
         return default_workers(nodes, cpus) if self.scrape_workers == AUTO else self.scrape_workers

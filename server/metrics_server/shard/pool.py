@@ -9,7 +9,9 @@ passed, with every node that has no result in `failed`. It never parses a kubele
 
 Structured concurrency across processes: `run()` (in the server's nursery) owns one supervisor
 task per worker; each starts its process (`python -m metrics_server.shard.worker`, pipes on
-stdin/stdout, stderr shared with the server's), configures it and reads its frames. Failure modes:
+stdin/stdout, stderr shared with the server's), lowers its CPU priority by `niceness`
+(`--scrape-worker-niceness`: when the CPUs are busy, API requests go first and scraping takes what
+is left), configures it and reads its frames. Failure modes:
 
 * a worker that exits, or sends something invalid (its stream is closed, the process killed), is
   restarted after `restart_delay` (doubling up to `MAX_RESTART_DELAY_S` while it keeps failing
@@ -32,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import subprocess
 import sys
 from collections.abc import Callable, Iterable, Sequence
@@ -46,6 +49,7 @@ from metrics_server.scrape.batch import ScrapeError
 from metrics_server.scrape.kubelet import describe_cause
 from metrics_server.scrape.scraper import InternalScrapeError, RequestRecorder, ScrapeResult
 from metrics_server.shard import protocol as p
+from metrics_server.shard.config import NICENESS_MAX
 from metrics_server.shard.ring import HashRing
 
 log = logging.getLogger(__name__)
@@ -113,7 +117,8 @@ class WorkerPool:
 
     `configure(index)` is each worker's `Configure` message. `metrics`, when given, receives the
     workers' kubelet request records and forgets nodes that left. `command` starts one worker
-    (tests substitute their own).
+    (tests substitute their own). `niceness` is added to each worker's nice value (see the module
+    docstring).
     """
 
     def __init__(
@@ -128,6 +133,7 @@ class WorkerPool:
         stop_timeout: float = 5.0,
         done_grace: float = 2.0,
         restart_delay: float = 0.5,
+        niceness: int = 0,
     ) -> None:
         if count < 1:
             raise ValueError(f"a worker pool needs at least one worker, got {count}")
@@ -140,6 +146,7 @@ class WorkerPool:
         self._stop_timeout = stop_timeout
         self._done_grace = done_grace
         self._restart_delay = restart_delay
+        self._niceness = niceness
         self._ring = HashRing(count)
         self._handles = [_Handle(i) for i in range(count)]
         self._known: set[str] = set()
@@ -187,6 +194,8 @@ class WorkerPool:
             self._command, stdin=subprocess.PIPE, stdout=subprocess.PIPE
         )
         assert process.stdin is not None and process.stdout is not None
+        if self._niceness:
+            _lower_priority(process.pid, self._niceness, handle.index)
         handle.process, handle.stdin, handle.assigned = process, process.stdin, None
         try:
             reader = p.FrameReader(process.stdout)
@@ -380,6 +389,17 @@ class WorkerPool:
     def collector(self) -> Collector:
         """The `metrics_server_scrape_worker_*` families, for the server's registry."""
         return _WorkerCollector(self._handles)
+
+
+def _lower_priority(pid: int, niceness: int, index: int) -> None:
+    """Add `niceness` to the nice value of process `pid` (at most `NICENESS_MAX`). Lowering a
+    priority needs no privilege; a failure (the process already gone) is logged, not raised: the
+    worker then runs at the server's priority, or its exit is seen on its pipe."""
+    try:
+        current = os.getpriority(os.PRIO_PROCESS, pid)
+        os.setpriority(os.PRIO_PROCESS, pid, min(NICENESS_MAX, current + niceness))
+    except OSError as exc:
+        log.warning("Could not lower a scrape worker's priority", extra={"worker": index, "err": str(exc)})
 
 
 async def _stop(process: trio.Process, grace: float) -> None:

@@ -6,7 +6,8 @@ workers do. What is checked: the served snapshot equals the one a single in-proc
 from the same bodies; a worker killed mid-cycle costs its nodes that cycle only (their values kept
 until staleness, also through the restarted worker's first cycle); a hung kubelet fails its node
 alone; a stopped (stuck) worker is killed and restarted; nodes added and removed keep the others
-where they were; cancelling the pool ends every worker process.
+where they were; cancelling the pool ends every worker process; workers run at the lowered
+priority they are given.
 """
 
 from __future__ import annotations
@@ -370,6 +371,21 @@ async def test_cancelling_the_pool_ends_every_worker_mid_cycle(ca: trustme.CA, k
         # Each worker saw its input close and exited by itself (code 0), well before being killed.
         assert [proc.returncode for proc in processes] == [0, 0]
         nursery.cancel_scope.cancel()
+
+
+@pytest.mark.parametrize("niceness", [0, 7, 19])
+async def test_workers_run_at_the_servers_nice_value_plus_niceness(kubeconfig: Path, niceness: int) -> None:
+    """`--scrape-worker-niceness`: each worker's nice value is the server's plus `niceness`, at
+    most 19 (Linux's lowest priority); 0 leaves it equal."""
+    own = os.getpriority(os.PRIO_PROCESS, 0)
+    async with trio.open_nursery() as nursery:
+        pool = WorkerPool(2, configure(kubeconfig), request_timeout=5.0, niceness=niceness)
+        await nursery.start(pool.run)
+        await pool.wait_started()
+        pids = pool.worker_pids()
+        seen = [os.getpriority(os.PRIO_PROCESS, pid) for pid in pids if pid is not None]
+        nursery.cancel_scope.cancel()
+    assert seen == [min(19, own + niceness)] * 2
 
 
 async def test_a_worker_that_cannot_start_fails_its_nodes_and_is_retried(
