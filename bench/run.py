@@ -50,7 +50,7 @@ import yaml
 
 from bench.load import API, LoadConfig, LoadGenerator, percentile
 from bench.procstat import ProcSample, cores, machine_busy_s, raise_nofile_limit
-from bench.promtext import ServerCounters, parse
+from bench.promtext import ServerCounters, bucket_quantile, parse
 
 SERVER_MAIN = "import sys; from metrics_server.cli import main; sys.exit(main())"
 TRACED_SERVER_MAIN = """
@@ -415,7 +415,7 @@ class Harness:
                 self.say(
                     f"recording {s.cycles} cycles after tick {now.ticks} (poll /metrics every {poll:g}s)"
                 )
-                prev = now
+                prev = first = now
                 start = marks = (
                     ProcSample.read_tree(self.server.process.pid),
                     ProcSample.read(self.sim.process.pid),
@@ -484,6 +484,7 @@ class Harness:
             "metrics_endpoint_ms_p50": round(percentile(sorted(metrics_cost), 50) * 1e3, 1),
             "measured_wall_s": round(end[0].wall - start[0].wall, 1),
             "api": {name: p.summary() for name, p in load.patterns.items()},
+            "api_server_side": server_side(first, now),
         }
 
     def _record(
@@ -541,6 +542,7 @@ class Harness:
                 await self.start_server()
                 await self.wait_ready()
                 summary = await self.measure()
+                self.say(latency_line(summary))
                 phases[phase] = {
                     "summary": summary,
                     "cycles": self.cycles,
@@ -597,6 +599,45 @@ async def _terminate(proc: Proc | None) -> None:
     if proc.process.returncode is None:
         proc.process.kill()
         await proc.process.wait()
+
+
+SERVER_SIDE = {"hpa": ("LIST", "namespace"), "kubectl": ("LIST", "cluster"), "get": ("GET", "resource")}
+"""The load's request patterns by the labels of the server's request duration histogram."""
+
+
+def server_side(first: ServerCounters, last: ServerCounters) -> dict[str, dict[str, float | None]]:
+    """Per request pattern, the server's own view of the recorded requests' latency: the count and
+    the bucket bounds (ms) holding p50 and p99 (`promtext.bucket_quantile`), from its request
+    duration histogram between the first and the last reading. What the harness measures on top
+    (its own event loop, reading the body) is the difference."""
+    out: dict[str, dict[str, float | None]] = {}
+    for name, key in SERVER_SIDE.items():
+        before, after = first.pod_requests.get(key, ()), last.pod_requests.get(key, ())
+        earlier = dict(before)
+        count = after[-1][1] - earlier.get(after[-1][0], 0.0) if after else 0.0
+        p50, p99 = (bucket_quantile(before, after, q) for q in (0.5, 0.99))
+        out[name] = {
+            "count": count,
+            "p50_le_ms": None if p50 is None else p50 * 1e3,
+            "p99_le_ms": None if p99 is None else p99 * 1e3,
+        }
+    return out
+
+
+def latency_line(summary: dict[str, Any]) -> str:
+    """p50 / p99 per request pattern, as the harness measured them and as the server saw them."""
+
+    def ms(value: float | None) -> str:
+        return "-" if value is None else f"{value:g}"
+
+    parts = []
+    for name in SERVER_SIDE:
+        client, server = summary["api"][name], summary["api_server_side"][name]
+        parts.append(
+            f"{name} {client['p50_ms']:.1f}/{client['p99_ms']:.1f} ms "
+            f"(server <= {ms(server['p50_le_ms'])}/{ms(server['p99_le_ms'])} ms)"
+        )
+    return "latency p50/p99: " + ", ".join(parts)
 
 
 def ratios(ours: Any, ref: Any) -> Any:

@@ -4,7 +4,9 @@ Request pipeline of the resource routes, in the apiserver's order: content negot
 spec-driven parameter checks (400) -> selector parsing (400) -> list-option validation (422) ->
 field-label check (400) -> `watch` (405) -> data. A JSON list without selectors (all pods, one
 namespace's pods, all nodes) is served from `api.listcache` while the snapshot and the lister's
-objects are unchanged (warm all-pods list at 150,000 pods: ~0.1 s of CPU). A
+objects are unchanged (warm all-pods list at 150,000 pods: ~0.1 s of CPU), and the lists asked
+for during one snapshot are rebuilt for the next in the background (`api.refresh`); one request
+building a list makes the others for it wait for that build rather than build it again. A
 namespaced list whose label selector names values (`app=x`) reads only the candidate pods from a
 per-namespace label index (`api.podindex`). Lists are selected, sorted, encoded and assembled in
 short steps with trio checkpoints between them (~2 ms of encoding, `render.CHUNK` objects
@@ -39,6 +41,7 @@ from metrics_server.api.query import (
     pretty,
     query_args,
 )
+from metrics_server.api.refresh import ListKey, ListRefresher
 from metrics_server.api.responses import status_response
 from metrics_server.api.steps import (
     CLOCK_EVERY,
@@ -96,7 +99,10 @@ class ResourceApi:
         self.sweeper = Sweeper(SWEEP_STEP)
         self.cache = render.FragmentCache(on_trash=self.sweeper.wake)
         self.indexes = PodIndexes()
-        self.lists: dict[tuple[str, str | None], listcache.CachedList] = {}
+        self.lists: dict[ListKey, listcache.CachedList] = {}
+        self.refresher = ListRefresher(self._refresh_list)
+        self._building: dict[ListKey, tuple[Snapshot, trio.Event]] = {}
+        """Cached lists being built, by key: the snapshot and an event set when it is done."""
         self.now = render.Clock()
         self._accept: dict[str | None, str | None] = {}
         self._pb_timestamps: list[int] = []
@@ -149,7 +155,9 @@ class ResourceApi:
         snap = self.snapshot()
         now_s = self.clock()
         kind = "NodeMetrics" if resource == "nodes" else "PodMetrics"
-        if rep == neg.JSON and label.empty and fields.empty:
+        cacheable = rep == neg.JSON and label.empty and fields.empty
+        self.refresher.seen(snap, (resource, namespace) if cacheable else None)
+        if cacheable:
             try:
                 cached = await self._cached_list(snap, resource, namespace, f"{kind}List")
             except Exception as exc:
@@ -209,6 +217,7 @@ class ResourceApi:
             if include not in (render.INCLUDE_NONE, render.INCLUDE_METADATA, render.INCLUDE_OBJECT):
                 return status_response(bad_include(include), 400)
         snap = self.snapshot()
+        self.refresher.seen(snap, None)
         now_s = self.clock()
         fragment: render.Fragment
         pb: protobuf.Fragment = (b"", b"", b"")
@@ -271,8 +280,30 @@ class ResourceApi:
         self, snap: Snapshot, resource: str, namespace: str | None, list_kind: str
     ) -> listcache.CachedList:
         """The JSON list without selectors of `resource` (in `namespace`), from `self.lists` when it
-        is of this snapshot and lister state, else built (see `api.listcache`)."""
+        is of this snapshot and lister state, else built (see `api.listcache`). While another task
+        builds it for this snapshot, waits for that build and uses it if still valid."""
         key = (resource, namespace)
+        building = self._building.get(key)
+        while building is not None and building[0] is snap:
+            await building[1].wait()
+            building = self._building.get(key)
+        done = trio.Event()
+        self._building[key] = (snap, done)
+        try:
+            return await self._list_entry(snap, key, list_kind)
+        finally:
+            if self._building.get(key) == (snap, done):
+                del self._building[key]
+            done.set()
+
+    async def _refresh_list(self, snap: object, key: ListKey) -> None:
+        """`_cached_list` for the refresher (`api.refresh`)."""
+        resource, namespace = key
+        kind = "NodeMetrics" if resource == "nodes" else "PodMetrics"
+        await self._cached_list(cast(Snapshot, snap), resource, namespace, f"{kind}List")
+
+    async def _list_entry(self, snap: Snapshot, key: ListKey, list_kind: str) -> listcache.CachedList:
+        resource, namespace = key
         state: Sequence[NodeInfo] | Sequence[PodInfo]
         state = _as_sequence(self.nodes.list() if resource == "nodes" else self.pods.list(namespace))
         entry = self.lists.pop(key, None)

@@ -1,0 +1,45 @@
+"""The harness's reading of the server's request duration histogram (`bench.promtext`)."""
+
+from __future__ import annotations
+
+import math
+
+from bench.promtext import bucket_quantile, parse
+
+LABELS = (
+    'component="apiserver",dry_run="",group="metrics.k8s.io",le="{le}",resource="{resource}",'
+    'scope="{scope}",subresource="",verb="{verb}",version="v1beta1"'
+)
+
+
+def exposition(counts: dict[str, float], *, resource: str = "pods", verb: str = "GET") -> str:
+    lines = [
+        "metrics_server_manager_tick_duration_seconds_count 3",
+        "metrics_server_manager_tick_duration_seconds_sum 4.5",
+    ]
+    for le, n in counts.items():
+        labels = LABELS.format(le=le, resource=resource, scope="namespace", verb=verb)
+        lines.append(f"apiserver_request_duration_seconds_bucket{{{labels}}} {n}")
+    return "\n".join(lines) + "\n"
+
+
+def test_pod_request_buckets_are_read_by_verb_and_scope() -> None:
+    text = exposition({"0.005": 1, "0.025": 3, "+Inf": 4}) + exposition(
+        {"0.005": 9, "+Inf": 9}, resource="nodes"
+    )
+    counters = parse(text)
+    assert counters.ticks == 3
+    expected = ((0.005, 1.0), (0.025, 3.0), (math.inf, 4.0))
+    assert dict(counters.pod_requests) == {("GET", "namespace"): expected}
+
+
+def test_bucket_quantile_is_the_bound_of_the_bucket_holding_it_between_two_readings() -> None:
+    before = ((0.005, 10.0), (0.025, 10.0), (0.1, 10.0), (math.inf, 10.0))
+    after = ((0.005, 60.0), (0.025, 108.0), (0.1, 109.0), (math.inf, 110.0))
+    # 100 observations since `before`: 50 <= 5 ms, 48 in (5, 25] ms, 1 in (25, 100] ms, 1 above.
+    assert bucket_quantile(before, after, 0.5) == 0.005
+    assert bucket_quantile(before, after, 0.98) == 0.025
+    assert bucket_quantile(before, after, 0.99) == 0.1
+    assert bucket_quantile(before, after, 1.0) == math.inf
+    assert bucket_quantile(after, after, 0.5) is None
+    assert bucket_quantile((), (), 0.5) is None
