@@ -43,6 +43,8 @@ class Pattern:
 
     name: str
     latencies: list[float] = field(default_factory=list)
+    starts: list[float] = field(default_factory=list)
+    """`time.monotonic()` at each recorded request's start, in the order of `latencies`."""
     errors: int = 0
     bytes: int = 0
     last_error: str = ""
@@ -57,7 +59,17 @@ class Pattern:
             "max_ms": round((lat[-1] if lat else 0.0) * 1e3, 2),
             "mean_bytes": self.bytes // len(lat) if lat else 0,
             "last_error": self.last_error,
+            "slowest": self.slowest(),
         }
+
+    def slowest(self, count: int = 5) -> list[tuple[float, float]]:
+        """The `count` slowest requests as (start in seconds after the first recorded one, ms),
+        slowest first: whether the tail is one event or spread over the run."""
+        if not self.starts:
+            return []
+        first = min(self.starts)
+        pairs = sorted(zip(self.latencies, self.starts, strict=True), reverse=True)[:count]
+        return [(round(start - first, 2), round(took * 1e3, 1)) for took, start in pairs]
 
 
 def percentile(sorted_values: Sequence[float], p: float) -> float:
@@ -99,6 +111,7 @@ class LoadGenerator:
             pattern.last_error = f"HTTP {response.status_code}: {body[:200]!r}"
             return
         pattern.latencies.append(took)
+        pattern.starts.append(start)
         pattern.bytes += len(body)
 
     async def run(self) -> None:

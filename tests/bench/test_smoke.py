@@ -40,6 +40,7 @@ SUMMARY_KEYS = {
     "metrics_endpoint_ms_p50",
     "measured_wall_s",
     "api",
+    "api_server_side",
 }
 CYCLE_KEYS = {
     "index",
@@ -56,7 +57,7 @@ CYCLE_KEYS = {
     "node_points",
     "container_points",
 }
-PATTERN_KEYS = {"count", "errors", "p50_ms", "p99_ms", "max_ms", "mean_bytes", "last_error"}
+PATTERN_KEYS = {"count", "errors", "p50_ms", "p99_ms", "max_ms", "mean_bytes", "last_error", "slowest"}
 
 
 def test_harness_end_to_end(tmp_path: Path) -> None:
@@ -105,6 +106,14 @@ def test_harness_end_to_end(tmp_path: Path) -> None:
         assert pattern["errors"] == 0, pattern["last_error"]
         assert pattern["count"] > 0
         assert 0 < pattern["p50_ms"] <= pattern["p99_ms"] <= pattern["max_ms"]
+        slowest = pattern["slowest"]
+        assert 0 < len(slowest) <= 5 and slowest[0][1] == pytest.approx(pattern["max_ms"], abs=0.06)
+        # The server's own view: every recorded request is in its request duration histogram
+        # (the harness's count may miss the last ones still in flight when recording stopped).
+        server_side = summary["api_server_side"][name]
+        assert set(server_side) == {"count", "p50_le_ms", "p99_le_ms"}
+        assert server_side["count"] >= pattern["count"]
+        assert server_side["p50_le_ms"] <= server_side["p99_le_ms"]
 
     assert len(result["cycles"]) == CYCLES
     for i, cycle in enumerate(result["cycles"], start=1):
