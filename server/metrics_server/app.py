@@ -34,7 +34,7 @@ from metrics_server import memory
 from metrics_server.api.app import ApiOptions, create_app
 from metrics_server.api.filters import LibraryHeaders
 from metrics_server.api.health import HealthChecks
-from metrics_server.asgi import ASGIApp
+from metrics_server.asgi import ASGIApp, streamed
 from metrics_server.auth.authconfig import AuthenticationConfigSource, AuthenticationOptions
 from metrics_server.auth.authn import Authenticator
 from metrics_server.auth.authz import Authorizer
@@ -181,9 +181,13 @@ async def serve(
             options=c.api,
             observe_freshness=metrics.observe_freshness,
         )
-        served = with_hsts(
-            LibraryHeaders(AuthMiddleware(cast(ASGIApp, app), authenticator, authorizer, request_metrics)),
-            options.generic.strict_transport_security_directives,
+        served = streamed(
+            with_hsts(
+                LibraryHeaders(
+                    AuthMiddleware(cast(ASGIApp, app), authenticator, authorizer, request_metrics)
+                ),
+                options.generic.strict_transport_security_directives,
+            )
         )
         handle_signals = stop is None
         if stop is None:

@@ -10,7 +10,7 @@ building a list makes the others for it wait for that build rather than build it
 namespaced list whose label selector names values (`app=x`) reads only the candidate pods from a
 per-namespace label index (`api.podindex`). Lists are selected, sorted, encoded and assembled in
 short steps with trio checkpoints between them (~2 ms of encoding, `render.CHUNK` objects
-otherwise), and a large body is handed to the server in up to `BODY_MESSAGES` parts, so one huge
+otherwise), and a large body is handed to the server as its pieces (`steps.Pieces`), so one huge
 list does not hold the event loop: at 150,000 pods most steps stay under ~10 ms of CPU. Measured
 with `python -m bench.micro.api_encode` (lists) and `python -m bench.micro.api_get` (single gets,
 HPA-style lists); figures in docs/performance.md.
@@ -53,6 +53,7 @@ from metrics_server.api.steps import (
     sorted_by_name,
     sorted_pods,
 )
+from metrics_server.asgi import STREAMED_BODY
 from metrics_server.kube.objects import NodeInfo, NodeLister, PodInfo, PodLister
 from metrics_server.storage.snapshot import NodeUsage, PodUsageTuple, Snapshot
 
@@ -473,7 +474,8 @@ class ResourceApi:
                 parts.append(piece)
                 await trio.lowlevel.checkpoint()
             if not pretty():
-                response = Response(Pieces(parts), status=200, content_type=content_type)
+                streamed = request.scope.get(STREAMED_BODY) is True
+                response = Response(Pieces(parts, streamed=streamed), status=200, content_type=content_type)
                 response.headers["Content-Length"] = str(sum(map(len, parts)))
                 return response
             body = b"".join(parts)

@@ -116,22 +116,27 @@ class Sweeper:
 
 
 BODY_MESSAGES = 8
-"""At most this many body messages per response. Quart's test client buffers 10 messages and reads
-them only once the app returns (more would deadlock it); for 55 MB that is ~7 MB per message, one
-join and one TLS write of a few ms each."""
+"""At most this many body messages per response when the server does not stream them (no
+`asgi.STREAMED_BODY`). Quart's test client buffers 10 messages and reads them only once the app
+returns (more would deadlock it); for 55 MB that is ~7 MB per message, each one join."""
 
 
 class Pieces(ResponseBody, AsyncIterator[bytes]):
-    """A response body already in memory as pieces, sent as up to `BODY_MESSAGES` messages, one per
-    event-loop step.
+    """A response body already in memory as pieces, sent one message per event-loop step: each
+    piece as a message of its own when the server streams them (`streamed`, `asgi.STREAMED_BODY`),
+    else joined into up to `BODY_MESSAGES` messages.
+
+    Streamed, nothing is copied: the server encrypts and writes each piece (~0.3 MB, `render.CHUNK`
+    objects) as it is. Joined, at 150,000 pods each of the 8 steps copied ~7 MB into fresh memory
+    and held the loop for ~17 ms of CPU (bench slow-step log at 5000 x 30, docs/performance.md).
 
     An explicit iterator rather than an async generator: a body abandoned half-way (client gone)
     leaves no generator to finalise.
     """
 
-    def __init__(self, pieces: list[bytes]) -> None:
+    def __init__(self, pieces: list[bytes], *, streamed: bool = False) -> None:
         self.pieces = pieces
-        self.step = -(-len(pieces) // BODY_MESSAGES)  # pieces per message, rounded up
+        self.step = 1 if streamed else -(-len(pieces) // BODY_MESSAGES)  # pieces per message
         self.next = 0
 
     async def __aenter__(self) -> Pieces:

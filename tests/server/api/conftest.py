@@ -184,8 +184,10 @@ class Asgi:
     (pieces, headers) use this; `messages` keeps the last response's ASGI messages.
     """
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, scope: Mapping[str, Any] | None = None) -> None:
+        """`scope`: extra scope keys for every request (e.g. `asgi.STREAMED_BODY`)."""
         self.app = app
+        self.scope = dict(scope or {})
         self.messages: list[dict[str, Any]] = []
 
     async def get(self, path: str, query: str = "") -> tuple[int, bytes]:
@@ -212,6 +214,7 @@ class Asgi:
             "client": ("127.0.0.1", 50000),
             "server": ("127.0.0.1", 4443),
             "extensions": {},
+            **self.scope,
         }
         sent = False
 

@@ -10,6 +10,7 @@ from conftest import TS, Asgi, default_world, make_app, pod
 
 from metrics_server.api import render
 from metrics_server.api import steps as steps_module
+from metrics_server.asgi import STREAMED_BODY, streamed
 from metrics_server.storage.snapshot import ContainerUsage, PodUsage
 
 API = "/apis/metrics.k8s.io/v1beta1"
@@ -100,3 +101,30 @@ async def test_a_huge_list_is_sent_in_a_bounded_number_of_messages(monkeypatch: 
         # Quart's test client holds 10 messages until the app returns: it must not deadlock
         client = test_app.test_client()
         assert await (await client.get(f"{API}/pods")).get_data() == body
+
+
+async def test_a_streaming_server_gets_each_piece_as_a_message_of_its_own(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With `STREAMED_BODY` (set by `asgi.streamed` around the serving stack) nothing is joined:
+    the list head, one message per `render.CHUNK` objects, the list tail; the same bytes."""
+    monkeypatch.setattr(render, "CHUNK", 10)
+    world = big_world(3000)
+    app = make_app(world)  # type: ignore[arg-type]
+    async with app.test_app():
+        _, joined = await Asgi(app).get(f"{API}/pods")
+        seen: list[dict[str, object]] = []
+
+        async def app_seeing_scope(scope: dict[str, object], receive: object, send: object) -> None:
+            seen.append(dict(scope))
+            await app(scope, receive, send)
+
+        asgi = Asgi(streamed(app_seeing_scope))  # type: ignore[arg-type]
+        status, parts = await asgi.request(f"{API}/pods")
+        assert seen[0][STREAMED_BODY] is True
+        assert status == 200
+        assert b"".join(parts) == joined
+        items = parts[1:-2]  # the last message is the empty end of the body
+        assert len(items) == 274 and all(p.count(b'"kind"') == 0 for p in items)
+        assert [len(orjson.loads(b"[" + p.lstrip(b",") + b"]")) for p in items] == [10] * 273 + [1]
+        assert (parts[0], parts[-2], parts[-1]) == (render.list_head("PodMetricsList"), render.LIST_TAIL, b"")
