@@ -130,6 +130,14 @@ def machine_busy_s() -> tuple[float, float]:
     return time.monotonic(), (sum(fields[:8]) - idle) / _CLK_TCK
 
 
+def machine_steal_s() -> float:
+    """CPU seconds all cores lost to steal since boot (a virtual machine's vCPUs waiting for the
+    host): a stall of every process at once, which no process's own figures show."""
+    with open("/proc/stat") as f:
+        fields = f.readline().split()[1:]
+    return int(fields[7]) / _CLK_TCK if len(fields) > 7 else 0.0
+
+
 def cores(a: ProcSample, b: ProcSample) -> float:
     """Average cores used between two samples of the same process."""
     wall = b.wall - a.wall

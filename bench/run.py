@@ -49,7 +49,7 @@ import trio
 import yaml
 
 from bench.load import API, LoadConfig, LoadGenerator, percentile
-from bench.procstat import ProcSample, cores, machine_busy_s, raise_nofile_limit
+from bench.procstat import ProcSample, cores, machine_busy_s, machine_steal_s, raise_nofile_limit
 from bench.promtext import ServerCounters, bucket_quantile, parse
 
 SERVER_MAIN = "import sys; from metrics_server.cli import main; sys.exit(main())"
@@ -99,7 +99,20 @@ gc.callbacks.append(on_gc)
 
 class SlowSteps(trio.abc.Instrument):
     started, cpu, resumed = 0.0, 0.0, "?"  # the first hook after add_instrument is an after_task_step
+    mark = 0.0  # the end of the last step or wait for I/O: the time since is the scheduler's own
+    def gap(self):
+        took = time.perf_counter() - self.mark
+        if took >= limit and self.mark:
+            gcs = ",".join(f"gen{g}:{s * 1000:.1f}" for g, s in collections) or "none"
+            print(f"SLOW-GAP {took * 1000:.1f} ms outside any step gc={gcs} at={time.time():.3f}",
+                  file=sys.stderr, flush=True)
+    def before_io_wait(self, timeout):
+        self.gap()
+    def after_io_wait(self, timeout):
+        collections.clear()
+        self.mark = time.perf_counter()
     def before_task_step(self, task):
+        self.gap()
         self.resumed = where(task)
         collections.clear()
         self.cpu = time.thread_time()
@@ -112,6 +125,8 @@ class SlowSteps(trio.abc.Instrument):
                     f"suspended at {where(task)} gc={gcs} cpu={(time.thread_time() - self.cpu) * 1000:.1f} "
                     f"at={time.time():.3f}")
             print(line, file=sys.stderr, flush=True)
+        collections.clear()
+        self.mark = time.perf_counter()
 
 serve = app.serve
 async def traced(*args, **kwargs):
@@ -122,7 +137,9 @@ from metrics_server.cli import main
 sys.exit(main())
 """
 """With `BENCH_SLOW_STEP_MS` set: the server logs every event-loop step of the serving process
-that took at least that long, with the task, where it resumed and suspended (the innermost frame
+that took at least that long (and every stretch that long outside any step and any wait for
+I/O: the scheduler's own time, a collection run from it, `SLOW-GAP`), with the task, where it
+resumed and suspended (the innermost frame
 outside trio), the collector's runs within it (`gc=gen<N>:<ms>`), the thread's CPU time in it (`cpu=`,
 ms: on a busy machine a step is also long when the process is not running) and the wall time
 (`at=`); run with `--keep` to read the log. A diagnostic: its own overhead is two clock reads and
@@ -422,6 +439,7 @@ class Harness:
                     ProcSample.self(),
                 )
                 busy_start = machine_busy_s()
+                steal_start = machine_steal_s()
                 load.recording = True
                 metrics_cost: list[float] = []
                 while len(self.cycles) < s.cycles:
@@ -442,6 +460,7 @@ class Harness:
                     prev, marks = now, samples
                 load.recording = False
                 busy_end = machine_busy_s()
+                steal_end = machine_steal_s()
                 loadavg = os.getloadavg()[0]
                 nursery.cancel_scope.cancel()
             end = marks
@@ -475,6 +494,8 @@ class Harness:
                 - sum(cores(a, b) for a, b in zip(start, end, strict=True)),
                 3,
             ),
+            # Of which stolen by the host (counted in other_cores_avg too).
+            "steal_cores_avg": round((steal_end - steal_start) / (busy_end[0] - busy_start[0]), 3),
             "loadavg_1m_end": round(loadavg, 2),
             "scrape_requests_ok": sum(c["scrape_ok"] for c in self.cycles),
             "scrape_errors": sum(c["scrape_failed"] for c in self.cycles),

@@ -31,6 +31,7 @@ SUMMARY_KEYS = {
     "simulator_rss_mib_end",
     "harness_cores_avg",
     "other_cores_avg",
+    "steal_cores_avg",
     "loadavg_1m_end",
     "scrape_requests_ok",
     "scrape_errors",

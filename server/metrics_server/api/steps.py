@@ -1,6 +1,7 @@
 """Work split into event-loop steps, so that one huge list does not hold the loop.
 
-Fragments are materialised with a checkpoint after every ~`STEP_S` of work (`chunked`), pods are
+Fragments are materialised with a checkpoint after every ~`STEP_S` of work (`chunked`), keeping
+the collector's young generation near its threshold meanwhile (`YoungBound`), pods are
 sorted in runs of `SORT_RUN` merged lazily (`sorted_by_name`, `sorted_pods`), and a large body is
 handed to the server as up to `BODY_MESSAGES` parts (`Pieces`). Dropped caches are freed by a
 task of their own (`Sweeper`).
@@ -8,6 +9,7 @@ task of their own (`Sweeper`).
 
 from __future__ import annotations
 
+import gc
 import heapq
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
@@ -28,17 +30,62 @@ CLOCK_EVERY = 32
 NAME = attrgetter("name")
 
 
+YOUNG_ITEMS = 4000
+"""Items a loop may make between young collections (`YoungBound`): a cold fragment is ~2 tracked
+objects, so about the collector's gen0 threshold (10,000, `app._tune_gc`)."""
+
+
+def _young_collections() -> int:
+    """Collections so far of any generation (each one collects the young generation too)."""
+    return sum(int(generation["collections"]) for generation in gc.get_stats())
+
+
+class YoungBound:
+    """Bounds the collector's young generation while a loop makes many objects (a cold list).
+
+    CPython 3.11 counts the young generation down for every tracked object freed, whatever its
+    generation, so while other tasks free old objects in bulk (the fragment cache's sweeper, the
+    storage's reaping of a replaced snapshot) a list being encoded fills the young generation far
+    past its threshold before a collection runs, and that collection then walks it all in one
+    step: 50-160 ms at 5000 x 30 (bench slow-step log, docs/performance.md round 5). `step(n)` at
+    each of the loop's checkpoints runs a young collection itself once the loop has made
+    `YOUNG_ITEMS` items with none run meanwhile (~1-3 ms each: what the threshold would have
+    cost), so no young collection walks more than about that."""
+
+    __slots__ = ("_items", "_seen")
+
+    def __init__(self) -> None:
+        self._seen = _young_collections()
+        self._items = 0
+
+    def step(self, items: int) -> None:
+        """`items` more were made since the last call."""
+        seen = _young_collections()
+        if seen != self._seen:
+            self._seen, self._items = seen, items
+            return
+        self._items += items
+        if self._items >= YOUNG_ITEMS:
+            gc.collect(0)
+            self._seen, self._items = _young_collections(), 0
+
+
 async def chunked(fragments: Iterable[Any]) -> list[Any]:
     """Materialise fragments, yielding to the event loop after every ~`STEP_S` of work.
 
     By time, not count: a cached fragment costs ~0.3 us, a cold encode 10-25 us, so 1000 cold
-    encodes held the loop for 10-25 ms. The clock is read every `CLOCK_EVERY` fragments."""
+    encodes held the loop for 10-25 ms. The clock is read every `CLOCK_EVERY` fragments; at each
+    checkpoint the young generation is kept bounded (`YoungBound`)."""
     out: list[Any] = []
     clock = time.perf_counter
     until = clock() + STEP_S
+    young = YoungBound()
+    made = 0
     for f in fragments:
         out.append(f)
         if len(out) % CLOCK_EVERY == 0 and clock() >= until:
+            young.step(len(out) - made)
+            made = len(out)
             await trio.lowlevel.checkpoint()
             until = clock() + STEP_S
     await trio.lowlevel.checkpoint()
@@ -121,14 +168,21 @@ BODY_MESSAGES = 8
 returns (more would deadlock it); for 55 MB that is ~7 MB per message, each one join."""
 
 
-class Pieces(ResponseBody, AsyncIterator[bytes]):
-    """A response body already in memory as pieces, sent one message per event-loop step: each
-    piece as a message of its own when the server streams them (`streamed`, `asgi.STREAMED_BODY`),
-    else joined into up to `BODY_MESSAGES` messages.
+STREAM_MESSAGE_BYTES = 1024 * 1024
+"""About this much per body message when the server streams them (`Pieces`): few enough messages
+that a 55 MB list is ~55 event-loop steps (each waits for every other runnable task's step), each
+join small enough to stay ~0.3 ms."""
 
-    Streamed, nothing is copied: the server encrypts and writes each piece (~0.3 MB, `render.CHUNK`
-    objects) as it is. Joined, at 150,000 pods each of the 8 steps copied ~7 MB into fresh memory
-    and held the loop for ~17 ms of CPU (bench slow-step log at 5000 x 30, docs/performance.md).
+
+class Pieces(ResponseBody, AsyncIterator[bytes]):
+    """A response body already in memory as pieces, sent one message per event-loop step: pieces
+    joined into messages of about `STREAM_MESSAGE_BYTES` when the server streams them (`streamed`,
+    `asgi.STREAMED_BODY`), else into up to `BODY_MESSAGES` messages.
+
+    Joined into 8 messages, at 150,000 pods each step copied ~7 MB into fresh memory and held the
+    loop for ~17 ms of CPU (bench slow-step log at 5000 x 30, docs/performance.md round 5); one
+    message per piece (~0.3 MB, `render.CHUNK` objects) made ~150 steps, each waiting behind the
+    other tasks' steps.
 
     An explicit iterator rather than an async generator: a body abandoned half-way (client gone)
     leaves no generator to finalise.
@@ -136,7 +190,11 @@ class Pieces(ResponseBody, AsyncIterator[bytes]):
 
     def __init__(self, pieces: list[bytes], *, streamed: bool = False) -> None:
         self.pieces = pieces
-        self.step = 1 if streamed else -(-len(pieces) // BODY_MESSAGES)  # pieces per message
+        if streamed:
+            size = max(1, sum(map(len, pieces)) // max(1, len(pieces)))
+            self.step = max(1, STREAM_MESSAGE_BYTES // size)  # pieces per message
+        else:
+            self.step = -(-len(pieces) // BODY_MESSAGES)
         self.next = 0
 
     async def __aenter__(self) -> Pieces:

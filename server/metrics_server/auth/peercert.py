@@ -90,8 +90,10 @@ _EXPECTED_METHODS = (
 _TLS_VERSIONS = {"TLSv1.2": 0x0303, "TLSv1.3": 0x0304}
 _TASK_GROUP_NURSERY = "_nursery"
 """hypercorn's `TaskGroup` keeps its trio nursery here (checked by `install()`)."""
-MAX_TLS_WRITE = 128 * 1024
-"""Largest piece of a response written to the TLS stream at once. OpenSSL's outgoing memory BIO
+MAX_TLS_WRITE = 1024 * 1024
+"""Largest piece of a response written to the TLS stream at once (~1 ms of encryption; every write
+is an event-loop step of its own, and at 128 KB a 55 MB list took ~420 of them, each waiting for
+the other tasks' steps: seconds under load, docs/performance.md round 5). OpenSSL's outgoing memory BIO
 (trio's SSLStream) grows to the largest single write and never shrinks, in native memory the
 garbage collector does not see, and a closed connection's stream is freed only by a full
 collection (trio's SSLStream is in a reference cycle), which the server's thresholds make rare.

@@ -255,9 +255,19 @@ async def _run_cycle(
 
 
 async def _send_all(frames: trio.MemoryReceiveChannel[bytes], send: trio.abc.SendStream) -> None:
+    """Write the queued frames in order. Once the server has closed its end (it is stopping, or
+    restarting this worker) the rest are dropped, not raised: the conversation ends when the
+    input closes too, with code 0."""
+    open_ = True
     async with frames:
         async for frame in frames:
-            await send.send_all(frame)
+            if not open_:
+                continue
+            try:
+                await send.send_all(frame)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                open_ = False
+                log.info("Scrape worker: output closed, dropping what is left to send")
 
 
 def _settle_gc() -> None:

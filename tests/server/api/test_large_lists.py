@@ -103,11 +103,12 @@ async def test_a_huge_list_is_sent_in_a_bounded_number_of_messages(monkeypatch: 
         assert await (await client.get(f"{API}/pods")).get_data() == body
 
 
-async def test_a_streaming_server_gets_each_piece_as_a_message_of_its_own(
+async def test_a_streaming_server_gets_messages_of_about_stream_message_bytes(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """With `STREAMED_BODY` (set by `asgi.streamed` around the serving stack) nothing is joined:
-    the list head, one message per `render.CHUNK` objects, the list tail; the same bytes."""
+    """With `STREAMED_BODY` (set by `asgi.streamed` around the serving stack) the pieces (list head,
+    one per `render.CHUNK` objects, list tail) are joined into messages of about
+    `STREAM_MESSAGE_BYTES`, not into `BODY_MESSAGES`; the same bytes."""
     monkeypatch.setattr(render, "CHUNK", 10)
     world = big_world(3000)
     app = make_app(world)  # type: ignore[arg-type]
@@ -122,9 +123,11 @@ async def test_a_streaming_server_gets_each_piece_as_a_message_of_its_own(
         asgi = Asgi(streamed(app_seeing_scope))  # type: ignore[arg-type]
         status, parts = await asgi.request(f"{API}/pods")
         assert seen[0][STREAMED_BODY] is True
-        assert status == 200
-        assert b"".join(parts) == joined
-        items = parts[1:-2]  # the last message is the empty end of the body
-        assert len(items) == 274 and all(p.count(b'"kind"') == 0 for p in items)
+        assert (status, parts, len(joined) < steps_module.STREAM_MESSAGE_BYTES) == (200, [joined, b""], True)
+
+        monkeypatch.setattr(steps_module, "STREAM_MESSAGE_BYTES", 1)  # one piece per message
+        status, parts = await asgi.request(f"{API}/pods")
+        assert (status, b"".join(parts)) == (200, joined)
+        items = parts[1:-2]  # after the list head; the last two: the list tail, the empty end
         assert [len(orjson.loads(b"[" + p.lstrip(b",") + b"]")) for p in items] == [10] * 273 + [1]
         assert (parts[0], parts[-2], parts[-1]) == (render.list_head("PodMetricsList"), render.LIST_TAIL, b"")

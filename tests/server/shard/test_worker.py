@@ -77,3 +77,28 @@ async def test_an_empty_cycle_is_done_at_once_and_closing_the_input_drains() -> 
     assert isinstance(done, p.Done)
     assert (done.cycle, done.failed, done.requests, done.stats.nodes) == (1, [], [], 0)
     assert done.stats.cpu_seconds > 0 and done.stats.resident_bytes > 0
+
+
+async def test_a_server_that_stops_reading_ends_the_conversation_cleanly() -> None:
+    """The server closed its end of the worker's output (it is stopping) while the worker still
+    had a message to send: the message is dropped, and closing the input then ends the worker
+    with code 0 (it used to end with an exception group and code 1)."""
+    insecure = configure("", deprecated_completely_insecure=True)
+    to_worker, worker_in = trio.testing.memory_stream_one_way_pair()
+    worker_out, from_worker = trio.testing.memory_stream_one_way_pair()
+    code = -1
+    async with trio.open_nursery() as nursery:
+
+        async def run() -> None:
+            nonlocal code
+            code = await serve_worker(worker_in, worker_out)
+
+        nursery.start_soon(run)
+        await to_worker.send_all(p.encode(insecure))
+        reader = p.FrameReader(from_worker)
+        assert isinstance(p.decode_from_worker(await reader.receive() or b""), p.Ready)
+        await from_worker.aclose()
+        await to_worker.send_all(p.encode(p.Assign([])) + p.encode(p.Scrape(1, 5.0)))
+        await trio.testing.wait_all_tasks_blocked()
+        await to_worker.aclose()
+    assert code == 0
