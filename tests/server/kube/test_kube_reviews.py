@@ -89,11 +89,11 @@ async def test_token_cache_expires_after_ttl(
     reviewer = TokenReviewer(client, ReviewCacheOptions(token_cache_ttl=10.0))
     await reviewer.review("good-token")
     await reviewer.review("bad-token")
-    await trio.sleep(9.5)
+    await trio.sleep(4.5)
     assert await reviewer.review("good-token") == PROMETHEUS
     assert await reviewer.review("bad-token") is None
     assert len(fake.token_reviews.calls) == 2  # both answers (success and failure) were cached
-    await trio.sleep(1.0)
+    await trio.sleep(6.0)  # expired (neither was used after half the TTL, so none was refreshed)
     await reviewer.review("good-token")
     await reviewer.review("bad-token")
     assert len(fake.token_reviews.calls) == 4
@@ -347,3 +347,61 @@ def test_options_validation_names_the_flag() -> None:
         ReviewCacheOptions(unauthorized_ttl=-1).validate()
     with pytest.raises(OptionsError, match=r"^--authentication-token-webhook-cache-ttl: "):
         ReviewCacheOptions(token_cache_ttl=-0.5).validate()
+
+
+async def test_an_entry_in_use_is_refreshed_in_the_background_after_half_its_ttl() -> None:
+    """A hit after `REFRESH_AFTER` of the TTL answers from the cache at once and refreshes the entry
+    in the background (one fetch however many hits); the refreshed answer then counts from when
+    it arrived."""
+    now = [0.0]
+    cache: CollapsingTTLCache[str, str] = CollapsingTTLCache(10, lambda: now[0])
+    release = trio.Event()
+    calls: list[float] = []
+
+    async def fetch() -> tuple[str, float]:
+        calls.append(now[0])
+        if len(calls) > 1:
+            await release.wait()
+        return f"v{len(calls)}", 10.0
+
+    assert await cache.get("k", fetch) == "v1"
+    now[0] = 4.9
+    assert await cache.get("k", fetch) == "v1"
+    await trio.testing.wait_all_tasks_blocked()
+    assert calls == [0.0]
+    now[0] = 5.0
+    assert await cache.get("k", fetch) == "v1"  # at once, while the refresh runs
+    await trio.testing.wait_all_tasks_blocked()
+    now[0] = 6.0
+    assert await cache.get("k", fetch) == "v1"
+    await trio.testing.wait_all_tasks_blocked()
+    assert calls == [0.0, 5.0]
+    release.set()
+    await trio.testing.wait_all_tasks_blocked()
+    now[0] = 10.9  # stored at 6.0: fresh until 16.0, refreshed from 11.0
+    assert await cache.get("k", fetch) == "v2"
+    await trio.testing.wait_all_tasks_blocked()
+    assert calls == [0.0, 5.0]
+
+
+async def test_a_failed_refresh_keeps_the_answer_until_it_expires() -> None:
+    now = [0.0]
+    cache: CollapsingTTLCache[str, str] = CollapsingTTLCache(10, lambda: now[0])
+    calls: list[float] = []
+
+    async def fetch() -> tuple[str, float]:
+        calls.append(now[0])
+        await trio.lowlevel.checkpoint()
+        if len(calls) > 1:
+            raise ReviewError("the apiserver is down")
+        return "v1", 10.0
+
+    assert await cache.get("k", fetch) == "v1"
+    for t in (5.0, 9.9):
+        now[0] = t
+        assert await cache.get("k", fetch) == "v1"
+        await trio.testing.wait_all_tasks_blocked()
+    assert calls == [0.0, 5.0, 9.9]  # each failed refresh was not cached
+    now[0] = 10.0  # expired: the request waits for the review, and gets its error
+    with pytest.raises(ReviewError, match=r"^the apiserver is down$"):
+        await cache.get("k", fetch)
