@@ -91,18 +91,17 @@ _TLS_VERSIONS = {"TLSv1.2": 0x0303, "TLSv1.3": 0x0304}
 _TASK_GROUP_NURSERY = "_nursery"
 """hypercorn's `TaskGroup` keeps its trio nursery here (checked by `install()`)."""
 MAX_TLS_WRITE = 1024 * 1024
-"""Largest piece of a response written to the TLS stream at once (~1 ms of encryption; every write
-is an event-loop step of its own, and at 128 KB a 55 MB list took ~420 of them, each waiting for
-the other tasks' steps: seconds under load, docs/performance.md round 5). OpenSSL's outgoing memory BIO
-(trio's SSLStream) grows to the largest single write and never shrinks, in native memory the
-garbage collector does not see, and a closed connection's stream is freed only by a full
-collection (trio's SSLStream is in a reference cycle), which the server's thresholds make rare.
-With whole responses written at once, each closed connection kept a buffer as large as its
-largest response (a 1-6 MB /metrics body, a 7 MB part of a pod list) for minutes: the serving
+"""Largest piece of a response written to the TLS stream at once (~1 ms of encryption).
+
+OpenSSL's outgoing memory BIO (trio's SSLStream) grows to the largest single write and never
+shrinks, in native memory the garbage collector does not see. With whole responses written at
+once, each connection kept a buffer as large as its largest response (a 1-6 MB /metrics body, a
+7 MB part of a pod list); closed connections held theirs until a full collection, and the serving
 process grew ~4.5 KB per node per cycle from /metrics reads alone (docs/performance.md, "The RSS
-growth: found and fixed").
-In 128 KB pieces a dead connection keeps ~0.2 MB at most, and a large body costs a few more
-steps (~30 us each)."""
+growth: found and fixed"; a finished connection now lets go of its stream at once, `_let_go`).
+So a connection holds at most this much. Every write is an event-loop step of its own, waiting
+for one step of every other runnable task: at 128 KB a 55 MB list was ~420 writes, seconds under
+load at 5000 x 30; at 1 MiB it is ~55 (docs/performance.md, round 5)."""
 
 
 class TLSContextSource(Protocol):
