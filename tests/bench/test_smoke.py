@@ -109,12 +109,13 @@ def test_harness_end_to_end(tmp_path: Path) -> None:
         assert 0 < pattern["p50_ms"] <= pattern["p99_ms"] <= pattern["max_ms"]
         slowest = pattern["slowest"]
         assert 0 < len(slowest) <= 5 and slowest[0][1] == pytest.approx(pattern["max_ms"], abs=0.06)
-        # The server's own view: every recorded request is in its request duration histogram
-        # (the harness's count may miss the last ones still in flight when recording stopped).
+        # The server's own view, from its request duration histogram between the first and the
+        # last reading of /metrics. Its count is not the harness's: requests in flight at either
+        # reading fall on one side only.
         server_side = summary["api_server_side"][name]
         assert set(server_side) == {"count", "p50_le_ms", "p99_le_ms"}
-        assert server_side["count"] >= pattern["count"]
-        assert server_side["p50_le_ms"] <= server_side["p99_le_ms"]
+        assert server_side["count"] > 0
+        assert 0 < server_side["p50_le_ms"] <= server_side["p99_le_ms"]
 
     assert len(result["cycles"]) == CYCLES
     for i, cycle in enumerate(result["cycles"], start=1):
