@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 TICK = "metrics_server_manager_tick_duration_seconds"
@@ -73,13 +73,18 @@ def parse(text: str) -> ServerCounters:
     )
 
 
-def bucket_quantile(before: Buckets, after: Buckets, q: float) -> float | None:
-    """The upper bound (`le`, seconds) of the bucket holding quantile `q` (0-1) of the observations
-    made between two readings of one histogram (`after - before`); None without observations, and
-    `math.inf` when it lies above the last finite bound. An upper bound, not an estimate: a p99 of
-    0.1 means 99 % of requests took at most 100 ms."""
+def bucket_delta(before: Buckets, after: Buckets) -> Buckets:
+    """The buckets of the observations made between two readings of one histogram; its count is
+    the last (`+Inf`) bucket's."""
     earlier = dict(before)
-    counts: Sequence[tuple[float, float]] = [(le, n - earlier.get(le, 0.0)) for le, n in after]
+    return tuple((le, n - earlier.get(le, 0.0)) for le, n in after)
+
+
+def bucket_quantile(counts: Buckets, q: float) -> float | None:
+    """The upper bound (`le`, seconds) of the bucket holding quantile `q` (0-1) of the observations
+    in `counts` (e.g. a `bucket_delta`); None without observations, and `math.inf` when it lies
+    above the last finite bound. An upper bound, not an estimate: a p99 of 0.1 means 99 % of
+    requests took at most 100 ms."""
     if not counts or counts[-1][1] <= 0:
         return None
     rank = q * counts[-1][1]

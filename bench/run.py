@@ -50,7 +50,7 @@ import yaml
 
 from bench.load import API, LoadConfig, LoadGenerator, percentile
 from bench.procstat import ProcSample, cores, machine_busy_s, machine_steal_s, raise_nofile_limit
-from bench.promtext import ServerCounters, bucket_quantile, parse
+from bench.promtext import ServerCounters, bucket_delta, bucket_quantile, parse
 
 SERVER_MAIN = "import sys; from metrics_server.cli import main; sys.exit(main())"
 TRACED_SERVER_MAIN = """
@@ -629,16 +629,13 @@ SERVER_SIDE = {"hpa": ("LIST", "namespace"), "kubectl": ("LIST", "cluster"), "ge
 def server_side(first: ServerCounters, last: ServerCounters) -> dict[str, dict[str, float | None]]:
     """Per request pattern, the server's own view of the recorded requests' latency: the count and
     the bucket bounds (ms) holding p50 and p99 (`promtext.bucket_quantile`), from its request
-    duration histogram between the first and the last reading. What the harness measures on top
-    (its own event loop, reading the body) is the difference."""
+    duration histogram between the first and the last reading."""
     out: dict[str, dict[str, float | None]] = {}
     for name, key in SERVER_SIDE.items():
-        before, after = first.pod_requests.get(key, ()), last.pod_requests.get(key, ())
-        earlier = dict(before)
-        count = after[-1][1] - earlier.get(after[-1][0], 0.0) if after else 0.0
-        p50, p99 = (bucket_quantile(before, after, q) for q in (0.5, 0.99))
+        delta = bucket_delta(first.pod_requests.get(key, ()), last.pod_requests.get(key, ()))
+        p50, p99 = (bucket_quantile(delta, q) for q in (0.5, 0.99))
         out[name] = {
-            "count": count,
+            "count": delta[-1][1] if delta else 0.0,
             "p50_le_ms": None if p50 is None else p50 * 1e3,
             "p99_le_ms": None if p99 is None else p99 * 1e3,
         }

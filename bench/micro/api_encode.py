@@ -38,6 +38,7 @@ import trio.testing
 if __package__ in (None, ""):  # run by path: the repository root makes `tests` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from bench.micro import loop_gaps
 from metrics_server.app import _tune_gc
 from metrics_server.kube.nodes import NodeCache
 from metrics_server.kube.pods import PodCache
@@ -140,14 +141,6 @@ async def main(n: int, nodes: int, gets: bool) -> None:
             latencies: list[float] = []
             done = trio.Event()
 
-            async def probe(done: trio.Event = done, gaps: list[float] = gaps) -> None:
-                last = time.perf_counter()
-                while not done.is_set():
-                    await trio.lowlevel.checkpoint()
-                    now = time.perf_counter()
-                    gaps.append(now - last)
-                    last = now
-
             async def getter(done: trio.Event = done, latencies: list[float] = latencies) -> None:
                 getter_asgi = Asgi(app)
                 while not done.is_set():
@@ -157,7 +150,7 @@ async def main(n: int, nodes: int, gets: bool) -> None:
                     latencies.append(time.perf_counter() - start)
 
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(probe)
+                nursery.start_soon(loop_gaps, done, gaps)
                 if gets:
                     nursery.start_soon(getter)
                 await trio.lowlevel.checkpoint()

@@ -9,7 +9,8 @@ records one kubelet request per node per tick, and times per tick:
 * `exposition, 1st read`: the first read after the tick (every node's text is stale);
 * `exposition, 2nd read`: another read with nothing changed (every node's text cached);
 * `GET /metrics`: the whole request through the app (ASGI call, no auth), after a tick, and the
-  longest gap a concurrent ticker task saw meanwhile (how long any other request would wait).
+  longest gap a concurrent probe task (`bench.micro.loop_gaps`) saw meanwhile (how long any other
+  request would wait).
 
 The render figures are the best of 3 (wall time of one synchronous render: how long the event
 loop is held), plus the body size.
@@ -30,10 +31,10 @@ import trio
 if __package__ in (None, ""):  # run by path: the repository root makes `tests` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from metrics_server.api.app import ApiOptions, create_app
-from metrics_server.api.health import HealthChecks
+from bench.micro import loop_gaps
+from metrics_server.api.app import ApiOptions
 from metrics_server.selfmetrics import SelfMetrics, exposition
-from tests.server.api.conftest import Asgi, default_world
+from tests.server.api.conftest import Asgi, default_world, make_app
 
 
 def best_ms(fn: Callable[[], object], runs: int = 3) -> float:
@@ -61,23 +62,7 @@ async def main(args: argparse.Namespace) -> None:
     prometheus_client.GCCollector(registry=registry)
     metrics = SelfMetrics(registry, 15)
     rng = random.Random(1)
-    world = default_world()
-    ok = lambda: None  # noqa: E731
-    health = HealthChecks.standard(
-        metric_collection_timely=ok,
-        metric_storage_ready=ok,
-        metric_informer_sync=ok,
-        metadata_informer_sync=ok,
-        shutdown=ok,
-    )
-    app = create_app(
-        nodes=world.nodes,
-        pods=world.pods,
-        snapshot=lambda: world.snapshot,
-        health=health,
-        registry=registry,
-        options=ApiOptions(),
-    )
+    app = make_app(default_world(), ApiOptions(), registry=registry)
     async with app.test_app():
         asgi = Asgi(app)
         for t in range(args.ticks):
@@ -91,16 +76,8 @@ async def main(args: argparse.Namespace) -> None:
             gaps: list[float] = []
             done = trio.Event()
 
-            async def ticker(done: trio.Event = done, gaps: list[float] = gaps) -> None:
-                last = time.perf_counter()
-                while not done.is_set():
-                    await trio.lowlevel.checkpoint()
-                    now = time.perf_counter()
-                    gaps.append(now - last)
-                    last = now
-
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(ticker)
+                nursery.start_soon(loop_gaps, done, gaps)
                 await trio.lowlevel.checkpoint()
                 start = time.perf_counter()
                 status, served = await asgi.get("/metrics")

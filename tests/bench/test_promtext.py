@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from bench.promtext import bucket_quantile, parse
+from bench.promtext import bucket_delta, bucket_quantile, parse
 
 LABELS = (
     'component="apiserver",dry_run="",group="metrics.k8s.io",le="{le}",resource="{resource}",'
@@ -37,9 +37,11 @@ def test_bucket_quantile_is_the_bound_of_the_bucket_holding_it_between_two_readi
     before = ((0.005, 10.0), (0.025, 10.0), (0.1, 10.0), (math.inf, 10.0))
     after = ((0.005, 60.0), (0.025, 108.0), (0.1, 109.0), (math.inf, 110.0))
     # 100 observations since `before`: 50 <= 5 ms, 48 in (5, 25] ms, 1 in (25, 100] ms, 1 above.
-    assert bucket_quantile(before, after, 0.5) == 0.005
-    assert bucket_quantile(before, after, 0.98) == 0.025
-    assert bucket_quantile(before, after, 0.99) == 0.1
-    assert bucket_quantile(before, after, 1.0) == math.inf
-    assert bucket_quantile(after, after, 0.5) is None
-    assert bucket_quantile((), (), 0.5) is None
+    delta = bucket_delta(before, after)
+    assert delta == ((0.005, 50.0), (0.025, 98.0), (0.1, 99.0), (math.inf, 100.0))
+    assert bucket_quantile(delta, 0.5) == 0.005
+    assert bucket_quantile(delta, 0.98) == 0.025
+    assert bucket_quantile(delta, 0.99) == 0.1
+    assert bucket_quantile(delta, 1.0) == math.inf
+    assert bucket_quantile(bucket_delta(after, after), 0.5) is None
+    assert bucket_quantile(bucket_delta((), ()), 0.5) is None

@@ -18,7 +18,6 @@ HPA-style lists); figures in docs/performance.md.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, cast
 
@@ -46,10 +45,9 @@ from metrics_server.api.responses import status_response
 from metrics_server.api.steps import (
     CLOCK_EVERY,
     NAME,
-    STEP_S,
+    Pacer,
     Pieces,
     Sweeper,
-    YoungBound,
     chunked,
     sorted_by_name,
     sorted_pods,
@@ -71,7 +69,10 @@ MAX_CACHED_LISTS = 16
 and the namespaces listed most recently."""
 OBSERVE_STEP = 2 * render.CHUNK
 """Freshness observations between clock readings (~0.5 us each with the server's histogram); a
-checkpoint once `STEP_S` has passed."""
+checkpoint once `steps.STEP_S` has passed (`steps.Pacer`)."""
+
+
+_LIST_KINDS = {"nodes": "NodeMetricsList", "pods": "PodMetricsList"}
 
 
 def _by_name(pair: tuple[NodeInfo | PodInfo, object]) -> str:
@@ -162,18 +163,15 @@ class ResourceApi:
         self.refresher.seen(snap, (resource, namespace) if cacheable else None)
         if cacheable:
             try:
-                cached = await self._cached_list(snap, resource, namespace, f"{kind}List")
+                cached = await self._cached_list(snap, resource, namespace)
             except Exception as exc:
                 return status_response(status.internal_error(f"failed listing {resource}: {exc}"), 500, err)
             count = len(cached.ages)
             if self.observe_freshness is not None:
-                clock = time.perf_counter
-                until = clock() + STEP_S
+                pacer = Pacer()
                 for start in range(0, count, OBSERVE_STEP):
                     cached.observe(now_s, self.observe_freshness, start, start + OBSERVE_STEP)
-                    if clock() >= until:
-                        await trio.lowlevel.checkpoint()
-                        until = clock() + STEP_S
+                    await pacer.pace()
             return await self._respond(
                 cached.pieces(self.now.now_bytes(now_s)), neg.CONTENT_TYPES[rep], count
             )
@@ -284,7 +282,7 @@ class ResourceApi:
                 observe(now_s - f[render.TIMESTAMP] / 1e9)
 
     async def _cached_list(
-        self, snap: Snapshot, resource: str, namespace: str | None, list_kind: str
+        self, snap: Snapshot, resource: str, namespace: str | None
     ) -> listcache.CachedList:
         """The JSON list without selectors of `resource` (in `namespace`), from `self.lists` when it
         is of this snapshot and lister state, else built (see `api.listcache`). While another task
@@ -297,7 +295,7 @@ class ResourceApi:
         done = trio.Event()
         self._building[key] = (snap, done)
         try:
-            return await self._list_entry(snap, key, list_kind)
+            return await self._list_entry(snap, key)
         finally:
             if self._building.get(key) == (snap, done):
                 del self._building[key]
@@ -306,10 +304,9 @@ class ResourceApi:
     async def _refresh_list(self, snap: object, key: ListKey) -> None:
         """`_cached_list` for the refresher (`api.refresh`)."""
         resource, namespace = key
-        kind = "NodeMetrics" if resource == "nodes" else "PodMetrics"
-        await self._cached_list(cast(Snapshot, snap), resource, namespace, f"{kind}List")
+        await self._cached_list(cast(Snapshot, snap), resource, namespace)
 
-    async def _list_entry(self, snap: Snapshot, key: ListKey, list_kind: str) -> listcache.CachedList:
+    async def _list_entry(self, snap: Snapshot, key: ListKey) -> listcache.CachedList:
         resource, namespace = key
         state: Sequence[NodeInfo] | Sequence[PodInfo]
         state = _as_sequence(self.nodes.list() if resource == "nodes" else self.pods.list(namespace))
@@ -353,10 +350,7 @@ class ResourceApi:
         chunks: list[list[bytes]] = []
         ages = listcache.new_ages()
         pending: list[render.Fragment] = []
-        clock = time.perf_counter
-        until = clock() + STEP_S
-        young = YoungBound()
-        made = 0
+        pacer = Pacer()
         for i, info in enumerate(order, 1):
             fragment = fragment_of(info)
             if fragment is not None:
@@ -365,16 +359,15 @@ class ResourceApi:
                     chunks.append(listcache.chunk_segments(pending, not chunks))
                     ages += listcache.chunk_ages(pending)
                     pending = []
-            if i % CLOCK_EVERY == 0 and clock() >= until:
-                young.step(i - made)
-                made = i
-                await trio.lowlevel.checkpoint()
-                until = clock() + STEP_S
+            if i % CLOCK_EVERY == 0:
+                await pacer.pace(i)
         if pending:
             chunks.append(listcache.chunk_segments(pending, not chunks))
             ages += listcache.chunk_ages(pending)
         await trio.lowlevel.checkpoint()
-        entry = listcache.CachedList(snap, state, order, render.list_head(list_kind), chunks, ages)
+        entry = listcache.CachedList(
+            snap, state, order, render.list_head(_LIST_KINDS[resource]), chunks, ages
+        )
         self.lists[key] = entry
         while len(self.lists) > MAX_CACHED_LISTS:
             self.cache.discard(self.lists.pop(next(iter(self.lists))).chunks, render.CHUNK)
@@ -469,7 +462,7 @@ class ResourceApi:
         return await chunked(render.pod_fragments(self.cache, snap, with_usage(), self.serve_swap))
 
     async def _respond(self, pieces: Iterable[bytes], content_type: str, count: int) -> Response:
-        """Produce the body piece by piece, yielding to the event loop every ~`STEP_S`.
+        """Produce the body piece by piece, yielding to the event loop every ~`steps.STEP_S` (`Pacer`).
 
         The body is complete before the status line is sent (with its Content-Length), which keeps
         error handling simple: nothing can fail afterwards. A large body is then handed to the
@@ -479,16 +472,11 @@ class ResourceApi:
         if count <= render.CHUNK:
             body = b"".join(pieces)
         else:
-            # A checkpoint once `STEP_S` has passed, not after every piece: a cached list's pieces
-            # are ~0.2 ms each, and every step of a request waits behind the other tasks' steps.
             parts: list[bytes] = []
-            clock = time.perf_counter
-            until = clock() + STEP_S
+            pacer = Pacer()
             for piece in pieces:
                 parts.append(piece)
-                if clock() >= until:
-                    await trio.lowlevel.checkpoint()
-                    until = clock() + STEP_S
+                await pacer.pace()
             await trio.lowlevel.checkpoint()
             if not pretty():
                 streamed = request.scope.get(STREAMED_BODY) is True

@@ -1,7 +1,7 @@
 """Work split into event-loop steps, so that one huge list does not hold the loop.
 
-Fragments are materialised with a checkpoint after every ~`STEP_S` of work (`chunked`), keeping
-the collector's young generation near its threshold meanwhile (`YoungBound`), pods are
+Loops yield after every ~`STEP_S` of work (`Pacer`), keeping the collector's young generation
+near its threshold meanwhile (`YoungBound`); fragments are materialised so (`chunked`), pods are
 sorted in runs of `SORT_RUN` merged lazily (`sorted_by_name`, `sorted_pods`), and a large body is
 handed to the server as up to `BODY_MESSAGES` parts (`Pieces`). Dropped caches are freed by a
 task of their own (`Sweeper`).
@@ -70,24 +70,41 @@ class YoungBound:
             self._seen, self._items = _young_collections(), 0
 
 
-async def chunked(fragments: Iterable[Any]) -> list[Any]:
-    """Materialise fragments, yielding to the event loop after every ~`STEP_S` of work.
+class Pacer:
+    """Yields to the event loop once ~`STEP_S` of work has passed since the last yield.
 
-    By time, not count: a cached fragment costs ~0.3 us, a cold encode 10-25 us, so 1000 cold
-    encodes held the loop for 10-25 ms. The clock is read every `CLOCK_EVERY` fragments; at each
-    checkpoint the young generation is kept bounded (`YoungBound`)."""
+    By time, not count: a cached fragment costs ~0.3 us, a cold encode 10-25 us (1000 cold encodes
+    held the loop for 10-25 ms), a cached list's piece ~0.2 ms; and every step of a request waits
+    behind one step of each other runnable task, so a loop should take few steps, each short.
+    `pace(made)`, with a loop's running count of the objects it made, also keeps the young
+    generation bounded at each yield (`YoungBound`)."""
+
+    __slots__ = ("_made", "_until", "_young")
+
+    def __init__(self) -> None:
+        self._until = time.perf_counter() + STEP_S
+        self._young = YoungBound()
+        self._made = 0
+
+    async def pace(self, made: int = 0) -> None:
+        if time.perf_counter() < self._until:
+            return
+        if made:
+            self._young.step(made - self._made)
+            self._made = made
+        await trio.lowlevel.checkpoint()
+        self._until = time.perf_counter() + STEP_S
+
+
+async def chunked(fragments: Iterable[Any]) -> list[Any]:
+    """Materialise fragments, yielding to the event loop every ~`STEP_S` (`Pacer`; the clock is
+    read every `CLOCK_EVERY` fragments)."""
     out: list[Any] = []
-    clock = time.perf_counter
-    until = clock() + STEP_S
-    young = YoungBound()
-    made = 0
+    pacer = Pacer()
     for f in fragments:
         out.append(f)
-        if len(out) % CLOCK_EVERY == 0 and clock() >= until:
-            young.step(len(out) - made)
-            made = len(out)
-            await trio.lowlevel.checkpoint()
-            until = clock() + STEP_S
+        if len(out) % CLOCK_EVERY == 0:
+            await pacer.pace(len(out))
     await trio.lowlevel.checkpoint()
     return out
 

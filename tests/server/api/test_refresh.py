@@ -95,11 +95,11 @@ async def test_a_request_during_a_rebuild_waits_for_it(
     held: list[object] = []
     build = ResourceApi._list_entry
 
-    async def holding(self: ResourceApi, snap: Any, key: Any, list_kind: str) -> Any:
+    async def holding(self: ResourceApi, snap: Any, key: Any) -> Any:
         if trio.lowlevel.current_task().name == "api-list-refresher":
             held.append(snap)
             await release.wait()  # the rebuild is under way
-        return await build(self, snap, key, list_kind)
+        return await build(self, snap, key)
 
     monkeypatch.setattr(ResourceApi, "_list_entry", holding)
     async with app.test_app():
