@@ -39,6 +39,7 @@ if __package__ in (None, ""):  # run by path: the repository root makes `tests` 
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from bench.micro import loop_gaps
+from metrics_server.api import refresh
 from metrics_server.app import _tune_gc
 from metrics_server.kube.nodes import NodeCache
 from metrics_server.kube.pods import PodCache
@@ -78,11 +79,6 @@ def usage(n: int, nodes: int, shift: int) -> FakeSnapshot:
     return FakeSnapshot(node_usage, pods)
 
 
-class _Observer:
-    def __init__(self, metrics: SelfMetrics) -> None:
-        self.append = metrics.observe_freshness
-
-
 def build(n: int, nodes: int) -> World:
     node_cache, pod_cache = NodeCache(), PodCache()
     for i in range(nodes):
@@ -99,7 +95,10 @@ async def main(n: int, nodes: int, gets: bool) -> None:
     if gc.isenabled():
         _tune_gc()  # as the server does once the informers have listed: caches frozen
     # The server's real observer (a Python histogram), not the test fixture's `list.append`.
-    world.freshness = _Observer(SelfMetrics(prometheus_client.CollectorRegistry(), 15.0))  # type: ignore[assignment]
+    world.observe_freshness = SelfMetrics(prometheus_client.CollectorRegistry(), 15.0).observe_freshness  # type: ignore[method-assign]
+    # Cold means cold: requests wait for the encodings measured, not served the previous snapshot
+    # meanwhile (the switch-over of `api.refresh`).
+    refresh.HOLD_AT = sys.maxsize
     app = make_app(world)
     shift = 0
 

@@ -10,8 +10,10 @@ ordinary families of a registry (byte for byte what `generate_latest` writes). S
 from __future__ import annotations
 
 import bisect
-from collections.abc import Callable, Iterable, Sequence
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from itertools import accumulate
+from typing import NamedTuple
 
 import trio
 from prometheus_client import generate_latest
@@ -35,6 +37,30 @@ def exponential_buckets(start: float, factor: float, count: int) -> tuple[float,
     return tuple(out)
 
 
+class Stamps(NamedTuple):
+    """The timestamps (seconds) of many items, for `Histogram.observe_ages`."""
+
+    values: Sequence[float]
+    """The distinct timestamps, ascending."""
+    running: Sequence[int]
+    """`running[i]`: how many items have a timestamp up to `values[i]`."""
+    total: float
+    """The sum of every item's timestamp."""
+
+
+def count_stamps(counts: Mapping[float, int]) -> Stamps:
+    """`Stamps` from how many items have each timestamp."""
+    values = sorted(counts)
+    return Stamps(
+        values, list(accumulate(counts[v] for v in values)), math.fsum(v * counts[v] for v in values)
+    )
+
+
+def one_stamp(timestamp: float) -> Stamps:
+    """`Stamps` of one item."""
+    return Stamps((timestamp,), (1,), timestamp)
+
+
 class Histogram:
     """A plain cumulative histogram: `le` buckets as Prometheus defines them (value <= bound)."""
 
@@ -50,6 +76,31 @@ class Histogram:
         self.counts[bisect.bisect_left(self.bounds, value)] += 1
         self.count += 1
         self.total += value
+
+    def observe_ages(self, now: float, stamps: Stamps) -> None:
+        """`observe(now - t)` for the timestamp `t` of every item counted in `stamps`, in
+        O(buckets x log distinct timestamps). Each bucket gets the count `observe` would give it,
+        since `now - t <= bound` exactly when `t - now >= -bound` (float subtraction is monotone
+        and sign-symmetric); the sum is `n * now - stamps.total`, which may differ from
+        `observe`'s running sum in the last bits."""
+        values, running, total = stamps
+        if not values:
+            return
+        n = running[-1]
+        counts = self.counts
+        previous = 0
+
+        def since(t: float) -> float:
+            return t - now
+
+        for i, bound in enumerate(self.bounds):
+            first = bisect.bisect_left(values, -bound, key=since)  # the first value this young
+            within = n - (running[first - 1] if first else 0)
+            counts[i] += within - previous
+            previous = within
+        counts[-1] += n - previous
+        self.count += n
+        self.total += n * now - total
 
     def samples(self) -> list[tuple[str, float]]:
         out: list[tuple[str, float]] = []

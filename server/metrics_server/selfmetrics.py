@@ -36,6 +36,7 @@ from metrics_server.promtext import (
     Histogram,
     HistogramText,
     RenderedFamily,
+    Stamps,
     exponential_buckets,
     exposition,
     exposition_async,
@@ -163,9 +164,10 @@ class SelfMetrics(Collector):
         self._points["node"] = nodes
         self._points["container"] = containers
 
-    def observe_freshness(self, seconds: float) -> None:
-        """Age of one served item's timestamp (now - item timestamp), once per returned item."""
-        self._freshness.observe(seconds)
+    def observe_freshness(self, now_s: float, stamps: Stamps) -> None:
+        """The age (`now_s - timestamp`) of each served item, from the items' timestamps
+        (`Histogram.observe_ages`)."""
+        self._freshness.observe_ages(now_s, stamps)
 
     # -- prometheus_client -------------------------------------------------------------------
 

@@ -19,6 +19,7 @@ from prometheus_client import (
 )
 
 from metrics_server import selfmetrics
+from metrics_server.promtext import Histogram, count_stamps, one_stamp
 from metrics_server.selfmetrics import (
     DEFAULT_BUCKETS,
     FRESHNESS_BUCKETS,
@@ -29,6 +30,11 @@ from metrics_server.selfmetrics import (
     exposition,
     exposition_async,
 )
+
+
+def observe_age(metrics: SelfMetrics, seconds: float) -> None:
+    """One served item `seconds` old: with `now` 0 the age is exactly `seconds`."""
+    metrics.observe_freshness(0.0, one_stamp(-seconds))
 
 
 def render(registry: CollectorRegistry) -> str:
@@ -59,7 +65,7 @@ def test_every_family_in_use_has_its_labels_and_no_created_series() -> None:
     metrics.record_kubelet_request("node-2", success=False, duration_s=0.3, now_unix_s=1_700_000_001.2)
     metrics.record_kubelet_request("node-3", success=False, duration_s=None, now_unix_s=1_700_000_001.2)
     metrics.observe_tick_duration(1.5)
-    metrics.observe_freshness(16.0)
+    observe_age(metrics, 16.0)
     metrics.set_storage_points(2, 140)
     text = render(registry)
     assert "_created" not in text
@@ -217,7 +223,7 @@ def apply(metrics: SelfMetrics, op: Op) -> None:
         metrics.observe_tick_duration(value)
     elif kind == "fresh":
         assert value is not None
-        metrics.observe_freshness(value)
+        observe_age(metrics, value)
     elif kind == "points":
         metrics.set_storage_points(int(extra) // 3, int(extra))
 
@@ -268,7 +274,7 @@ def test_a_node_is_rendered_again_only_after_it_changes(monkeypatch: pytest.Monk
     assert exposition(registry) == first  # nothing changed: nothing rendered
     assert rendered == []
     metrics.observe_tick_duration(2.0)
-    metrics.observe_freshness(3.0)
+    observe_age(metrics, 3.0)
     second = exposition(registry)
     assert rendered == []  # the small families are rendered live
     assert second != first and "tick_duration_seconds_count 1.0" in second.decode()
@@ -353,3 +359,28 @@ async def test_async_exposition_yields_between_steps_and_sees_changes_made_meanw
     assert 'node="n5"' not in text
     assert 'metrics_server_kubelet_request_duration_seconds_count{node="n0"} 2.0' in text
     assert 'metrics_server_kubelet_last_request_time_seconds{node="n9"} 2.0' in text
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.floats(1.7e9, 1.7e9 + 600, allow_nan=False), max_size=60),
+    st.floats(1.7e9, 1.7e9 + 900, allow_nan=False),
+)
+def test_ages_observed_in_bulk_fall_in_the_buckets_of_one_observation_each(
+    stamps: list[float], now: float
+) -> None:
+    one_by_one, bulk = Histogram(selfmetrics.FRESHNESS_BUCKETS), Histogram(selfmetrics.FRESHNESS_BUCKETS)
+    for t in stamps:
+        one_by_one.observe(now - t)
+    counts: dict[float, int] = {}
+    for t in stamps:
+        counts[t] = counts.get(t, 0) + 1
+    bulk.observe_ages(now, count_stamps(counts))
+    assert (bulk.counts, bulk.count) == (one_by_one.counts, one_by_one.count)
+    assert bulk.total == pytest.approx(one_by_one.total, rel=1e-9, abs=1e-3)
+
+
+def test_ages_on_a_bucket_bound_count_in_that_bucket_in_bulk() -> None:
+    bulk = Histogram((1.0, 2.0))
+    bulk.observe_ages(10.0, count_stamps({9.0: 2, 8.0: 1, 7.5: 3, 5.0: 1}))
+    assert (bulk.counts, bulk.count, bulk.total) == ([2, 1, 4], 7, 2 * 1.0 + 2.0 + 3 * 2.5 + 5.0)

@@ -42,6 +42,7 @@ from metrics_server.api.resources import ResourceApi
 from metrics_server.api.responses import encoded, index, status_response, without_content_type
 from metrics_server.flagset import BOOL, METRICS_SERVER, flag
 from metrics_server.kube.objects import NodeLister, PodLister
+from metrics_server.promtext import Stamps
 from metrics_server.selfmetrics import exposition_async
 from metrics_server.storage.snapshot import Snapshot
 
@@ -121,17 +122,17 @@ def create_app(
     registry: prometheus_client.CollectorRegistry,
     options: ApiOptions,
     clock: Callable[[], float] = time.time,
-    observe_freshness: Callable[[float], None] | None = None,
+    observe_freshness: Callable[[float, Stamps], None] | None = None,
 ) -> QuartTrio:
     """Build the application.
 
     `snapshot()` is called once per request for a consistent view; listers are read as they are.
-    `clock()` gives Unix seconds (creationTimestamp, freshness). `observe_freshness(seconds)` is
-    called for every served object with `now - timestamp` (metrics-server's
-    `metrics_server_api_metric_freshness_seconds`). `/metrics` renders `registry` as is (with
-    `selfmetrics.exposition_async`: `generate_latest`'s bytes, with checkpoints): whoever builds
-    it registers the self-metrics and, for metrics-server's process_* series, a
-    `prometheus_client.ProcessCollector(registry=registry)`.
+    `clock()` gives Unix seconds (creationTimestamp, freshness). `observe_freshness(now, stamps)`
+    is called per response with the served objects' timestamps, for one observation of `now -
+    timestamp` per object (metrics-server's `metrics_server_api_metric_freshness_seconds`).
+    `/metrics` renders `registry` as is (with `selfmetrics.exposition_async`: `generate_latest`'s
+    bytes, with checkpoints): whoever builds it registers the self-metrics and, for
+    metrics-server's process_* series, a `prometheus_client.ProcessCollector(registry=registry)`.
 
     Raises `SpecError` if the OpenAPI document is missing or cannot be compiled, `ValueError` for a
     bad `options.node_selector`.

@@ -13,20 +13,20 @@ added, removed or replaced by an informer event) rebuilds the entry from the fra
 selected objects in response order are kept too (`order`), so that a new snapshot with the same
 pod-cache state skips filtering and sorting.
 
-Freshness: the per-object timestamps (seconds) are kept in response order (`ages`), so every
-request still observes one age per served object, in the same order as before.
+Freshness: the objects' timestamps are kept counted by millisecond (`stamps`), so that a request
+observes one age per served object in a few bisections (`promtext.Histogram.observe_ages`)
+instead of 150,000 calls.
 """
 
 from __future__ import annotations
 
-from array import array
-from collections import deque
-from collections.abc import Callable, Iterator, Sequence
-from itertools import islice, repeat
-from operator import sub
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, NamedTuple
 
+from metrics_server import promtext
 from metrics_server.api.render import BODY_TAIL, HEAD, LIST_TAIL, META_TAIL, TIMESTAMP, Fragment
+from metrics_server.promtext import Stamps
 
 SEPARATOR = b"\x00"
 """Marks where `now` goes while a chunk is joined, before it is split into segments. Never part of
@@ -44,8 +44,10 @@ class CachedList(NamedTuple):
     head: bytes
     chunks: list[list[bytes]]
     """Per chunk of objects: the segments to join with `now`."""
-    ages: array[float]
-    """Per served object, in order: its timestamp in seconds (`timestamp_ns / 1e9`)."""
+    stamps: Stamps
+    """The served objects' timestamps, to the millisecond (`count_stamps`)."""
+    objects: int
+    """How many objects the list holds."""
 
     def pieces(self, now: bytes) -> Iterator[bytes]:
         """The body in pieces (list head, one piece per chunk, list tail), as `render.list_pieces`."""
@@ -53,10 +55,6 @@ class CachedList(NamedTuple):
         for segments in self.chunks:
             yield now.join(segments)
         yield LIST_TAIL
-
-    def observe(self, now_s: float, observe: Callable[[float], object], start: int, stop: int) -> None:
-        """`observe(now_s - timestamp)` for the served objects `start:stop`, in order."""
-        deque(map(observe, map(sub, repeat(now_s), islice(self.ages, start, stop))), maxlen=0)
 
 
 def chunk_segments(fragments: Sequence[Fragment], first: bool) -> list[bytes]:
@@ -70,9 +68,12 @@ def chunk_segments(fragments: Sequence[Fragment], first: bool) -> list[bytes]:
     return b"".join(parts).split(SEPARATOR)
 
 
-def new_ages() -> array[float]:
-    return array("d")
+def count_stamps(counts: Counter[int], fragments: Iterable[Fragment]) -> None:
+    """Counts the fragments' timestamps by millisecond into `counts` (for `stamps_of`)."""
+    counts.update([f[TIMESTAMP] // 1_000_000 for f in fragments])
 
 
-def chunk_ages(fragments: Sequence[Fragment]) -> array[float]:
-    return array("d", [f[TIMESTAMP] / 1e9 for f in fragments])
+def stamps_of(counts: Counter[int]) -> Stamps:
+    """The `Stamps` (seconds) of what `count_stamps` counted: one per distinct millisecond, so
+    sorting them is cheap whatever the number of objects."""
+    return promtext.count_stamps({ms / 1000: n for ms, n in counts.items()})

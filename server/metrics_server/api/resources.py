@@ -18,6 +18,7 @@ HPA-style lists); figures in docs/performance.md.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, cast
 
@@ -43,8 +44,10 @@ from metrics_server.api.query import (
 from metrics_server.api.refresh import ListKey, ListRefresher
 from metrics_server.api.responses import status_response
 from metrics_server.api.steps import (
+    BACKGROUND_STEP_S,
     CLOCK_EVERY,
     NAME,
+    STEP_S,
     Pacer,
     Pieces,
     Sweeper,
@@ -54,6 +57,7 @@ from metrics_server.api.steps import (
 )
 from metrics_server.asgi import STREAMED_BODY
 from metrics_server.kube.objects import NodeInfo, NodeLister, PodInfo, PodLister
+from metrics_server.promtext import Stamps, one_stamp
 from metrics_server.storage.snapshot import NodeUsage, PodUsageTuple, Snapshot
 
 POD_FIELDS = (*META_FIELDS, "spec.nodeName")
@@ -67,9 +71,6 @@ SWEEP_STEP = 1000
 MAX_CACHED_LISTS = 16
 """Lists without selectors kept (`api.listcache`), least recently used dropped: all pods, all nodes
 and the namespaces listed most recently."""
-OBSERVE_STEP = 2 * render.CHUNK
-"""Freshness observations between clock readings (~0.5 us each with the server's histogram); a
-checkpoint once `steps.STEP_S` has passed (`steps.Pacer`)."""
 
 
 _LIST_KINDS = {"nodes": "NodeMetricsList", "pods": "PodMetricsList"}
@@ -91,7 +92,7 @@ class ResourceApi:
         serve_swap: bool,
         node_selector: LabelSelector,
         clock: Callable[[], float],
-        observe_freshness: Callable[[float], None] | None,
+        observe_freshness: Callable[[float, Stamps], None] | None,
     ) -> None:
         self.nodes = nodes
         self.pods = pods
@@ -156,24 +157,20 @@ class ResourceApi:
             if include not in (render.INCLUDE_NONE, render.INCLUDE_METADATA, render.INCLUDE_OBJECT):
                 return status_response(bad_include(include), 400)
 
-        snap = self.snapshot()
+        snap = cast(Snapshot, self.refresher.serving(self.snapshot()))
         now_s = self.clock()
         kind = "NodeMetrics" if resource == "nodes" else "PodMetrics"
         cacheable = rep == neg.JSON and label.empty and fields.empty
-        self.refresher.seen(snap, (resource, namespace) if cacheable else None)
         if cacheable:
+            self.refresher.want((resource, namespace))
             try:
                 cached = await self._cached_list(snap, resource, namespace)
             except Exception as exc:
                 return status_response(status.internal_error(f"failed listing {resource}: {exc}"), 500, err)
-            count = len(cached.ages)
             if self.observe_freshness is not None:
-                pacer = Pacer()
-                for start in range(0, count, OBSERVE_STEP):
-                    cached.observe(now_s, self.observe_freshness, start, start + OBSERVE_STEP)
-                    await pacer.pace()
+                self.observe_freshness(now_s, cached.stamps)
             return await self._respond(
-                cached.pieces(self.now.now_bytes(now_s)), neg.CONTENT_TYPES[rep], count
+                cached.pieces(self.now.now_bytes(now_s)), neg.CONTENT_TYPES[rep], cached.objects
             )
         pb = rep == neg.PROTOBUF
         try:
@@ -187,9 +184,12 @@ class ResourceApi:
             self._observe_pb(now_s, fragments)
             pieces = protobuf.list_pieces(f"{kind}List", fragments, protobuf.now_varint(now_s), render.CHUNK)
             return await self._respond(pieces, protobuf.CONTENT_TYPE, len(fragments))
-        for start in range(0, len(fragments), render.CHUNK):
-            self._observe(now_s, fragments[start : start + render.CHUNK])
-            await trio.lowlevel.checkpoint()
+        if self.observe_freshness is not None:
+            counts: Counter[int] = Counter()
+            for start in range(0, len(fragments), render.CHUNK):
+                listcache.count_stamps(counts, fragments[start : start + render.CHUNK])
+                await trio.lowlevel.checkpoint()
+            self.observe_freshness(now_s, listcache.stamps_of(counts))
         now = self.now.now_bytes(now_s)
         if rep == neg.YAML:
             body = yamlenc.from_json(b"".join(render.list_pieces(f"{kind}List", fragments, now)))
@@ -221,8 +221,7 @@ class ResourceApi:
             include = request.args.get("includeObject") or render.INCLUDE_METADATA
             if include not in (render.INCLUDE_NONE, render.INCLUDE_METADATA, render.INCLUDE_OBJECT):
                 return status_response(bad_include(include), 400)
-        snap = self.snapshot()
-        self.refresher.seen(snap, None)
+        snap = cast(Snapshot, self.refresher.serving(self.snapshot()))
         now_s = self.clock()
         fragment: render.Fragment
         pb: protobuf.Fragment = (b"", b"", b"")
@@ -259,7 +258,7 @@ class ResourceApi:
                 status.internal_error(f"failed getting {resource} {name}: {exc}"), 500, err
             )
         if self.observe_freshness is not None:
-            self.observe_freshness(now_s - fragment[render.TIMESTAMP] / 1e9)
+            self.observe_freshness(now_s, one_stamp(fragment[render.TIMESTAMP] / 1e9))
         now = self.now.now_bytes(now_s)
         if rep == neg.PROTOBUF:
             body = protobuf.object_body(kind, pb, protobuf.now_varint(now_s))
@@ -275,51 +274,62 @@ class ResourceApi:
             body = indent(body)
         return Response(body, status=200, content_type=neg.CONTENT_TYPES[rep])
 
-    def _observe(self, now_s: float, fragments: Iterable[render.Fragment]) -> None:
-        observe = self.observe_freshness
-        if observe is not None:
-            for f in fragments:
-                observe(now_s - f[render.TIMESTAMP] / 1e9)
-
     async def _cached_list(
-        self, snap: Snapshot, resource: str, namespace: str | None
+        self, snap: Snapshot, resource: str, namespace: str | None, *, background: bool = False
     ) -> listcache.CachedList:
         """The JSON list without selectors of `resource` (in `namespace`), from `self.lists` when it
-        is of this snapshot and lister state, else built (see `api.listcache`). While another task
+        is of this snapshot (or of the newest one) and of the lister's current state, else built
+        (see `api.listcache`; in steps of `BACKGROUND_STEP_S` if `background`). While another task
         builds it for this snapshot, waits for that build and uses it if still valid."""
         key = (resource, namespace)
-        building = self._building.get(key)
-        while building is not None and building[0] is snap:
-            await building[1].wait()
+        while True:
+            state = self._list_state(key)
+            entry = self.lists.get(key)
+            if entry is not None and self._valid(entry, snap, state):
+                self.lists[key] = self.lists.pop(key)  # most recently used last
+                await trio.lowlevel.checkpoint()  # listing and comparing 150,000 pods is ~10 ms
+                return entry
             building = self._building.get(key)
+            if building is None or building[0] is not snap:
+                break
+            await building[1].wait()
         done = trio.Event()
         self._building[key] = (snap, done)
         try:
-            return await self._list_entry(snap, key)
+            return await self._list_entry(snap, key, state, entry, background)
         finally:
             if self._building.get(key) == (snap, done):
                 del self._building[key]
             done.set()
 
-    async def _refresh_list(self, snap: object, key: ListKey) -> None:
-        """`_cached_list` for the refresher (`api.refresh`)."""
+    def _list_state(self, key: ListKey) -> Sequence[NodeInfo] | Sequence[PodInfo]:
         resource, namespace = key
-        await self._cached_list(cast(Snapshot, snap), resource, namespace)
+        return _as_sequence(self.nodes.list() if resource == "nodes" else self.pods.list(namespace))
 
-    async def _list_entry(self, snap: Snapshot, key: ListKey) -> listcache.CachedList:
+    def _valid(self, entry: listcache.CachedList, snap: Snapshot, state: Sequence[object]) -> bool:
+        """Whether `entry` may serve a request of `snap`: built from `snap` or from the newest
+        snapshot (a rebuild that finished before the switch-over), for the lister's `state`."""
+        return (entry.snapshot is snap or entry.snapshot is self.refresher.latest) and (
+            entry.state is state or entry.state == state
+        )
+
+    async def _refresh_list(self, snap: object, key: ListKey) -> None:
+        """`_cached_list` for the refresher (`api.refresh`): in short steps while requests are
+        served the previous snapshot, as fast as requests allow otherwise (they may wait for it)."""
         resource, namespace = key
-        state: Sequence[NodeInfo] | Sequence[PodInfo]
-        state = _as_sequence(self.nodes.list() if resource == "nodes" else self.pods.list(namespace))
-        entry = self.lists.pop(key, None)
+        await self._cached_list(cast(Snapshot, snap), resource, namespace, background=self.refresher.holding)
+
+    async def _list_entry(
+        self,
+        snap: Snapshot,
+        key: ListKey,
+        state: Sequence[NodeInfo] | Sequence[PodInfo],
+        entry: listcache.CachedList | None,
+        background: bool = False,
+    ) -> listcache.CachedList:
+        """Builds the list `key` of `snap` and `state`; `entry` is the cached one it replaces."""
+        resource = key[0]
         same_state = entry is not None and (entry.state is state or entry.state == state)
-        if entry is not None and same_state and entry.snapshot is snap:
-            self.lists[key] = entry  # most recently used last
-            await trio.lowlevel.checkpoint()  # listing and comparing 150,000 pods is ~10 ms
-            return entry
-        if entry is not None:
-            # 150,000 segments freed at once held the loop for ~10-30 ms: dropped in steps instead
-            self.cache.discard(entry.chunks, render.CHUNK)
-            self.cache.discard((entry.snapshot, entry.state), 1)  # maybe their last references
         order: Sequence[Any]
         if entry is not None and same_state:
             order = entry.order  # same objects, so the same selection and order: only usage is new
@@ -348,37 +358,58 @@ class ResourceApi:
 
         chunk = render.CHUNK
         chunks: list[list[bytes]] = []
-        ages = listcache.new_ages()
+        stamps: Counter[int] = Counter()
         pending: list[render.Fragment] = []
-        pacer = Pacer()
+        pacer = Pacer(BACKGROUND_STEP_S if background else STEP_S)
         for i, info in enumerate(order, 1):
             fragment = fragment_of(info)
             if fragment is not None:
                 pending.append(fragment)
                 if len(pending) == chunk:
                     chunks.append(listcache.chunk_segments(pending, not chunks))
-                    ages += listcache.chunk_ages(pending)
+                    listcache.count_stamps(stamps, pending)
                     pending = []
             if i % CLOCK_EVERY == 0:
                 await pacer.pace(i)
         if pending:
             chunks.append(listcache.chunk_segments(pending, not chunks))
-            ages += listcache.chunk_ages(pending)
+            listcache.count_stamps(stamps, pending)
         await trio.lowlevel.checkpoint()
-        entry = listcache.CachedList(
-            snap, state, order, render.list_head(_LIST_KINDS[resource]), chunks, ages
+        count = sum(stamps.values())
+        built = listcache.CachedList(
+            snap,
+            state,
+            order,
+            render.list_head(_LIST_KINDS[resource]),
+            chunks,
+            listcache.stamps_of(stamps),
+            count,
         )
-        self.lists[key] = entry
+        self.refresher.sized(key, count)
+        replaced = self.lists.pop(key, None)
+        if (
+            replaced is not None
+            and replaced.snapshot is self.refresher.latest
+            and snap is not replaced.snapshot
+        ):
+            # Built meanwhile for the newest snapshot: keep that one; this one serves its request.
+            self.lists[key] = replaced
+            return built
+        self.lists[key] = built
+        if replaced is not None:
+            # 150,000 segments freed at once held the loop for ~10-30 ms: dropped in steps instead
+            self.cache.discard(replaced.chunks, render.CHUNK)
+            self.cache.discard((replaced.snapshot, replaced.state), 1)  # maybe their last references
         while len(self.lists) > MAX_CACHED_LISTS:
             self.cache.discard(self.lists.pop(next(iter(self.lists))).chunks, render.CHUNK)
-        return entry
+        return built
 
     def _observe_pb(self, now_s: float, fragments: Sequence[Any]) -> None:
         """Freshness of protobuf fragments: their timestamps are in the selection's usages."""
         observe = self.observe_freshness
         if observe is not None:
-            for usage_ts in self._pb_timestamps:
-                observe(now_s - usage_ts / 1e9)
+            counts = Counter(ts // 1_000_000 for ts in self._pb_timestamps)
+            observe(now_s, listcache.stamps_of(counts))
         self._pb_timestamps = []
 
     async def _node_fragments(

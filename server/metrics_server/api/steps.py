@@ -26,6 +26,10 @@ from metrics_server.kube.objects import PodInfo
 STEP_S = 0.002
 """Longest run of fragment encoding between checkpoints. A get takes several event-loop steps and
 waits behind one step of a concurrent list at each, so list steps must be short, not just bounded."""
+BACKGROUND_STEP_S = 0.0005
+"""`STEP_S` for work no request waits for (the list refresher's rebuilds while requests are served
+the previous snapshot): each request's step waits behind at most this much of it; a checkpoint
+costs ~10-20 us, so the work takes a few percent more CPU."""
 CLOCK_EVERY = 32
 NAME = attrgetter("name")
 
@@ -71,7 +75,7 @@ class YoungBound:
 
 
 class Pacer:
-    """Yields to the event loop once ~`STEP_S` of work has passed since the last yield.
+    """Yields to the event loop once ~`step_s` (`STEP_S`) of work has passed since the last yield.
 
     By time, not count: a cached fragment costs ~0.3 us, a cold encode 10-25 us (1000 cold encodes
     held the loop for 10-25 ms), a cached list's piece ~0.2 ms; and every step of a request waits
@@ -79,10 +83,11 @@ class Pacer:
     `pace(made)`, with a loop's running count of the objects it made, also keeps the young
     generation bounded at each yield (`YoungBound`)."""
 
-    __slots__ = ("_made", "_until", "_young")
+    __slots__ = ("_made", "_step_s", "_until", "_young")
 
-    def __init__(self) -> None:
-        self._until = time.perf_counter() + STEP_S
+    def __init__(self, step_s: float = STEP_S) -> None:
+        self._step_s = step_s
+        self._until = time.perf_counter() + step_s
         self._young = YoungBound()
         self._made = 0
 
@@ -93,7 +98,7 @@ class Pacer:
             self._young.step(made - self._made)
             self._made = made
         await trio.lowlevel.checkpoint()
-        self._until = time.perf_counter() + STEP_S
+        self._until = time.perf_counter() + self._step_s
 
 
 async def chunked(fragments: Iterable[Any]) -> list[Any]:

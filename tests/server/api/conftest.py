@@ -15,6 +15,7 @@ import yaml
 from metrics_server.api.app import ApiOptions, create_app
 from metrics_server.api.health import HealthChecks
 from metrics_server.kube.objects import NodeInfo, PodInfo
+from metrics_server.promtext import Stamps
 from metrics_server.storage.snapshot import ContainerUsage, NodeUsage, PodUsage
 
 NOW = 1745601657.25
@@ -81,7 +82,13 @@ class World:
     pods: FakePods
     snapshot: FakeSnapshot
     freshness: list[float] = field(default_factory=list)
+    """`now - timestamp` of every served object, in the order of the timestamps."""
     healthy: dict[str, str | None] = field(default_factory=dict)
+
+    def observe_freshness(self, now_s: float, stamps: Stamps) -> None:
+        values, running, _ = stamps
+        for i, value in enumerate(values):
+            self.freshness += [now_s - value] * (running[i] - (running[i - 1] if i else 0))
 
 
 def default_world() -> World:
@@ -161,7 +168,7 @@ def make_app(
         registry=registry,
         options=options or ApiOptions(version={"major": "0", "minor": "1", "gitVersion": "v0.1.0"}),
         clock=lambda: NOW,
-        observe_freshness=world.freshness.append,
+        observe_freshness=world.observe_freshness,
     )
 
 

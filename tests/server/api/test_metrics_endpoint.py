@@ -7,6 +7,7 @@ from typing import Any
 from conftest import World, make_app
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
 
+from metrics_server.promtext import one_stamp
 from metrics_server.selfmetrics import SelfMetrics
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -46,5 +47,5 @@ async def test_metrics_body_is_generate_latest_and_follows_new_ticks(world: Worl
             assert f"metrics_server_manager_tick_duration_seconds_count {tick + 1}.0" in text
             assert await read(client) == body  # no change in between: the same bytes
         # serving objects moves the freshness histogram (rendered live, not cached)
-        metrics.observe_freshness(12.0)
+        metrics.observe_freshness(0.0, one_stamp(-12.0))  # an age of 12 s
         assert b"metrics_server_api_metric_freshness_seconds_count 1.0" in await read(client)

@@ -8,11 +8,13 @@ from typing import Any
 import pytest
 import trio
 import trio.testing
-from conftest import Asgi, FakeSnapshot, World, default_world, make_app
+from conftest import NOW_TEXT, TS, TS_TEXT, Asgi, FakeSnapshot, World, default_world, make_app
 
-from metrics_server.api import listcache
+from metrics_server.api import listcache, refresh, resources
 from metrics_server.api.refresh import ListRefresher
 from metrics_server.api.resources import ResourceApi
+from metrics_server.api.steps import BACKGROUND_STEP_S, STEP_S
+from metrics_server.storage.snapshot import PodUsage
 
 API = "/apis/metrics.k8s.io/v1beta1"
 GET = f"{API}/namespaces/default/pods/web-1"
@@ -95,11 +97,11 @@ async def test_a_request_during_a_rebuild_waits_for_it(
     held: list[object] = []
     build = ResourceApi._list_entry
 
-    async def holding(self: ResourceApi, snap: Any, key: Any) -> Any:
+    async def holding(self: ResourceApi, snap: Any, *args: Any) -> Any:
         if trio.lowlevel.current_task().name == "api-list-refresher":
             held.append(snap)
             await release.wait()  # the rebuild is under way
-        return await build(self, snap, key)
+        return await build(self, snap, *args)
 
     monkeypatch.setattr(ResourceApi, "_list_entry", holding)
     async with app.test_app():
@@ -137,12 +139,131 @@ async def test_a_failed_rebuild_is_logged_and_the_next_list_is_rebuilt(
 
     refresher = ListRefresher(build)
     first, second = object(), object()
-    refresher.seen(first, ("pods", None))
-    refresher.seen(first, ("nodes", None))
-    refresher.seen(first, None)
+    assert refresher.serving(first) is first
+    refresher.want(("pods", None))
+    refresher.want(("nodes", None))
     assert not refresher.running
-    refresher.seen(second, None)
+    assert refresher.serving(second) is second
     assert refresher.running
     await trio.testing.wait_all_tasks_blocked()
     assert (done, refresher.built, refresher.running) == ([("nodes", None)], 1, False)
     assert [r.getMessage() for r in caplog.records] == ["Rebuilding a cached list failed"]
+
+
+class HeldBuilds:
+    """A `build` for `ListRefresher` that waits for `release` and records what it built."""
+
+    def __init__(self) -> None:
+        self.release = trio.Event()
+        self.done: list[tuple[object, tuple[str, str | None]]] = []
+
+    async def __call__(self, snapshot: object, key: tuple[str, str | None]) -> None:
+        await self.release.wait()
+        self.done.append((snapshot, key))
+
+
+async def test_during_a_large_rebuild_requests_are_served_from_the_previous_snapshot() -> None:
+    builds = HeldBuilds()
+    refresher = ListRefresher(builds, hold_at=100)
+    first, second = object(), object()
+    assert refresher.serving(first) is first
+    refresher.want(("pods", None))
+    refresher.sized(("pods", None), 100)
+    assert refresher.serving(second) is first  # held: 100 objects to rebuild
+    await trio.testing.wait_all_tasks_blocked()
+    assert (refresher.running, refresher.serving(second)) == (True, first)
+    builds.release.set()
+    await trio.testing.wait_all_tasks_blocked()
+    assert builds.done == [(second, ("pods", None))]
+    assert (refresher.running, refresher.serving(second)) == (False, second)
+
+
+async def test_a_small_rebuild_switches_at_once() -> None:
+    builds = HeldBuilds()
+    refresher = ListRefresher(builds, hold_at=100)
+    first, second = object(), object()
+    refresher.serving(first)
+    refresher.want(("pods", "default"))
+    refresher.sized(("pods", "default"), 99)
+    assert refresher.serving(second) is second
+    assert refresher.running
+    builds.release.set()
+
+
+async def test_a_rebuild_overtaken_by_a_newer_snapshot_is_served_as_it_is() -> None:
+    """A snapshot is never held back behind more than one newer one."""
+    builds = HeldBuilds()
+    refresher = ListRefresher(builds, hold_at=1)
+    first, second, third = object(), object(), object()
+    refresher.serving(first)
+    refresher.want(("pods", None))
+    refresher.sized(("pods", None), 5)
+    assert refresher.serving(second) is first
+    await trio.testing.wait_all_tasks_blocked()  # the rebuild for the second is under way
+    refresher.want(("pods", None))  # asked for again while held
+    assert refresher.serving(third) is second
+    builds.release.set()
+    await trio.testing.wait_all_tasks_blocked()
+    assert builds.done == [(second, ("pods", None)), (third, ("pods", None))]
+    assert refresher.serving(third) is third
+
+
+async def test_the_api_serves_the_previous_snapshot_until_its_large_list_is_rebuilt(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(refresh, "HOLD_AT", 1)
+    world = default_world()
+    app = make_app(world)
+    release = trio.Event()
+    build = ResourceApi._list_entry
+
+    async def holding(self: ResourceApi, snap: Any, *args: Any) -> Any:
+        if trio.lowlevel.current_task().name == "api-list-refresher":
+            await release.wait()
+        return await build(self, snap, *args)
+
+    monkeypatch.setattr(ResourceApi, "_list_entry", holding)
+    async with app.test_app():
+        asgi = Asgi(app)
+        status, before = await asgi.get(f"{API}/pods")
+        get_before = (await asgi.get(GET))[1]
+        assert status == 200
+        second = next_snapshot(world)
+        web_1 = second.pods[("default", "web-1")]
+        second.pods[("default", "web-1")] = PodUsage(TS + 15_000_000_000, web_1[1], web_1[2])
+        # Held on the first snapshot, both the list and the get, without waiting for the build.
+        assert await asgi.get(f"{API}/pods") == (200, before)
+        assert await asgi.get(GET) == (200, get_before)
+        release.set()
+        await trio.testing.wait_all_tasks_blocked()
+        status, after = await asgi.get(f"{API}/pods")
+        assert status == 200
+        web_1_before = b'"name":"web-1",' + before.split(b'"name":"web-1",', 1)[1].split(b"}]}", 1)[0]
+        assert TS_TEXT.encode() in web_1_before
+        assert after == before.replace(
+            web_1_before, web_1_before.replace(TS_TEXT.encode(), NOW_TEXT.encode())
+        )
+
+
+async def test_a_rebuild_no_request_waits_for_takes_shorter_steps(monkeypatch: pytest.MonkeyPatch) -> None:
+    """While requests are held on the previous snapshot the rebuild paces itself with
+    `BACKGROUND_STEP_S`; a list a request builds (or may wait for) keeps `STEP_S`."""
+    steps_of: list[tuple[str, float]] = []
+    real = resources.Pacer
+
+    def recording(step_s: float = STEP_S) -> Any:
+        steps_of.append((trio.lowlevel.current_task().name, step_s))
+        return real(step_s)
+
+    monkeypatch.setattr(resources, "Pacer", recording)
+    monkeypatch.setattr(refresh, "HOLD_AT", 1)
+    world = default_world()
+    app = make_app(world)
+    async with app.test_app():
+        asgi = Asgi(app)
+        assert (await asgi.get(f"{API}/pods"))[0] == 200
+        next_snapshot(world)
+        assert (await asgi.get(GET))[0] == 200  # held: the rebuild starts
+        await trio.testing.wait_all_tasks_blocked()
+    assert [step for _, step in steps_of] == [STEP_S, BACKGROUND_STEP_S]
+    assert steps_of[1][0] == "api-list-refresher"
