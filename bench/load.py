@@ -36,6 +36,14 @@ class LoadConfig:
     kubectl_interval_s: float = 5.0
     get_rate: float = 5.0
 
+    @property
+    def warm_up_s(self) -> float:
+        """Time from the start of the load until every client of it has made a first request."""
+        periods = [self.hpa_period_s if self.hpas > 0 else 0.0, self.kubectl_interval_s]
+        if self.get_rate > 0:
+            periods.append(1 / self.get_rate)
+        return max(periods)
+
 
 @dataclass(slots=True)
 class Pattern:

@@ -138,6 +138,19 @@ def machine_steal_s() -> float:
     return int(fields[7]) / _CLK_TCK if len(fields) > 7 else 0.0
 
 
+def run_queue_s(pid: int) -> tuple[float, float]:
+    """(CPU seconds, seconds spent runnable but waiting for a CPU) of `pid`'s main thread since it
+    started (`/proc/<pid>/schedstat`): for the serving process, the thread of its event loop. The
+    wait is the time it had work (a request) and the machine gave it no CPU, which no
+    event-loop measurement sees. (0, 0) where the kernel does not keep schedstats."""
+    try:
+        with open(f"/proc/{pid}/schedstat") as f:
+            on_cpu, waiting, _ = f.read().split()
+    except (OSError, ValueError):
+        return 0.0, 0.0
+    return int(on_cpu) / 1e9, int(waiting) / 1e9
+
+
 def cores(a: ProcSample, b: ProcSample) -> float:
     """Average cores used between two samples of the same process."""
     wall = b.wall - a.wall

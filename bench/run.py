@@ -49,7 +49,14 @@ import trio
 import yaml
 
 from bench.load import API, LoadConfig, LoadGenerator, percentile
-from bench.procstat import ProcSample, cores, machine_busy_s, machine_steal_s, raise_nofile_limit
+from bench.procstat import (
+    ProcSample,
+    cores,
+    machine_busy_s,
+    machine_steal_s,
+    raise_nofile_limit,
+    run_queue_s,
+)
 from bench.promtext import ServerCounters, bucket_delta, bucket_quantile, parse
 
 SERVER_MAIN = "import sys; from metrics_server.cli import main; sys.exit(main())"
@@ -423,8 +430,11 @@ class Harness:
                 nursery.start_soon(load.run)
                 # Readiness needs two ticks (rates need two points); the first one is cold (TLS
                 # handshakes), so recording starts after the second: every recorded cycle is warm.
+                # And once every load client has made its first request (`warm_up_s`): no
+                # recorded request opens a connection or waits for the first review of the token.
+                warm_at = trio.current_time() + s.load.warm_up_s
                 now = await self.counters(monitor)
-                while now.ticks < 2:
+                while now.ticks < 2 or trio.current_time() < warm_at:
                     await trio.sleep(poll)
                     self.server.check_alive()
                     self.sim.check_alive()
@@ -440,6 +450,7 @@ class Harness:
                 )
                 busy_start = machine_busy_s()
                 steal_start = machine_steal_s()
+                queue_start = run_queue_s(self.server.process.pid)
                 load.recording = True
                 metrics_cost: list[float] = []
                 while len(self.cycles) < s.cycles:
@@ -461,6 +472,7 @@ class Harness:
                 load.recording = False
                 busy_end = machine_busy_s()
                 steal_end = machine_steal_s()
+                queue_end = run_queue_s(self.server.process.pid)
                 loadavg = os.getloadavg()[0]
                 nursery.cancel_scope.cancel()
             end = marks
@@ -496,6 +508,9 @@ class Harness:
             ),
             # Of which stolen by the host (counted in other_cores_avg too).
             "steal_cores_avg": round((steal_end - steal_start) / (busy_end[0] - busy_start[0]), 3),
+            # The serving process's event-loop thread: of the time it was runnable, the share it
+            # waited for a CPU (`run_queue_s`): latency no change to its own code removes.
+            "serving_cpu_wait_share": run_queue_share(queue_start, queue_end),
             "loadavg_1m_end": round(loadavg, 2),
             "scrape_requests_ok": sum(c["scrape_ok"] for c in self.cycles),
             "scrape_errors": sum(c["scrape_failed"] for c in self.cycles),
@@ -626,6 +641,13 @@ SERVER_SIDE = {"hpa": ("LIST", "namespace"), "kubectl": ("LIST", "cluster"), "ge
 """The load's request patterns by the labels of the server's request duration histogram."""
 
 
+def run_queue_share(start: tuple[float, float], end: tuple[float, float]) -> float:
+    """Of the time between two `run_queue_s` readings that a thread was runnable, the share it
+    waited for a CPU."""
+    on_cpu, waiting = end[0] - start[0], end[1] - start[1]
+    return round(waiting / (on_cpu + waiting), 3) if on_cpu + waiting > 0 else 0.0
+
+
 def server_side(first: ServerCounters, last: ServerCounters) -> dict[str, dict[str, float | None]]:
     """Per request pattern, the server's own view of the recorded requests' latency: the count and
     the bucket bounds (ms) holding p50 and p99 (`promtext.bucket_quantile`), from its request
@@ -655,7 +677,9 @@ def latency_line(summary: dict[str, Any]) -> str:
             f"{name} {client['p50_ms']:.1f}/{client['p99_ms']:.1f} ms "
             f"(server <= {ms(server['p50_le_ms'])}/{ms(server['p99_le_ms'])} ms)"
         )
-    return "latency p50/p99: " + ", ".join(parts)
+    wait = summary.get("serving_cpu_wait_share")
+    tail = "" if wait is None else f"; serving loop waited for a CPU {wait:.1%} of its runnable time"
+    return "latency p50/p99: " + ", ".join(parts) + tail
 
 
 def ratios(ours: Any, ref: Any) -> Any:
