@@ -90,8 +90,9 @@ _HELP_TICK = "[ALPHA] The total time spent collecting and storing metrics in sec
 _HELP_POINTS = "[ALPHA] Number of metrics points stored."
 
 
-NODES_PER_STEP = 500
-"""Nodes rendered per `prepare()` step (~2 ms)."""
+NODES_PER_STEP = 100
+"""Nodes rendered per `prepare()` step (~1 ms; 500 were steps of ~5 ms under the bench's load, in
+the slow-step log at 5000 x 30, docs/performance.md round 6)."""
 
 
 _FRESHNESS = "metrics_server_api_metric_freshness_seconds"

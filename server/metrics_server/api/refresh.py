@@ -50,11 +50,18 @@ class ListRefresher:
     for it then builds it itself)."""
 
     def __init__(
-        self, build: Callable[[object, ListKey], Awaitable[object]], *, hold_at: int | None = None
+        self,
+        build: Callable[[object, ListKey], Awaitable[object]],
+        *,
+        hold_at: int | None = None,
+        on_switch: Callable[[object, object], None] | None = None,
     ) -> None:
-        """`hold_at`: `HOLD_AT` unless given."""
+        """`hold_at`: `HOLD_AT` unless given. `on_switch(serving, latest)` is called whenever
+        requests start being served another snapshot: nothing older than those two is served
+        from then on (whoever caches per snapshot may drop the rest)."""
         self._build = build
         self.hold_at = HOLD_AT if hold_at is None else hold_at
+        self._on_switch = on_switch
         self.latest: object | None = None
         """The newest snapshot seen."""
         self._serving: object | None = None
@@ -86,15 +93,16 @@ class ListRefresher:
         self._sizes[key] = objects
 
     def _new_snapshot(self, latest: object) -> None:
-        if self.running:
-            self._serving = self.latest  # overtaken: serve what was being rebuilt, as it is
+        overtaken = self.latest if self.running else None  # served as it is from now on
         self.latest = latest
         keys = list(self._wanted)
         self._wanted = {}
         self._sizes = {key: self._sizes[key] for key in keys if key in self._sizes}
         self._pending = keys
         if self._serving is None or sum(self._sizes.values()) < self.hold_at:
-            self._serving = latest
+            self._serve(latest)
+        elif overtaken is not None:
+            self._serve(overtaken)
         if keys and not self.running:
             self.running = True
             trio.lowlevel.spawn_system_task(self._run, name="api-list-refresher")
@@ -113,4 +121,10 @@ class ListRefresher:
                 self.built += 1
         finally:
             self.running = False
-            self._serving = self.latest
+            self._serve(self.latest)
+
+    def _serve(self, snapshot: object) -> None:
+        if snapshot is not self._serving:
+            self._serving = snapshot
+            if self._on_switch is not None:
+                self._on_switch(snapshot, self.latest)

@@ -105,7 +105,7 @@ class ResourceApi:
         self.cache = render.FragmentCache(on_trash=self.sweeper.wake)
         self.indexes = PodIndexes()
         self.lists: dict[ListKey, listcache.CachedList] = {}
-        self.refresher = ListRefresher(self._refresh_list)
+        self.refresher = ListRefresher(self._refresh_list, on_switch=self._switched)
         self._building: dict[ListKey, tuple[Snapshot, trio.Event]] = {}
         """Cached lists being built, by key: the snapshot and an event set when it is done."""
         self.now = render.Clock()
@@ -301,6 +301,16 @@ class ResourceApi:
             if self._building.get(key) == (snap, done):
                 del self._building[key]
             done.set()
+
+    def _switched(self, serving: object, latest: object) -> None:
+        """Requests are served `serving` from now on (`ListRefresher`): the caches of older
+        snapshots go (fragments, and lists nobody asked for again), in sweeper steps."""
+        self.cache.keep_only(serving, latest)
+        for key, entry in list(self.lists.items()):
+            if entry.snapshot is not serving and entry.snapshot is not latest:
+                del self.lists[key]
+                self.cache.discard(entry.chunks, render.CHUNK)
+                self.cache.discard((entry.snapshot, entry.state), 1)
 
     def _list_state(self, key: ListKey) -> Sequence[NodeInfo] | Sequence[PodInfo]:
         resource, namespace = key

@@ -68,7 +68,7 @@ __all__ = [
 PROTOCOL_VERSION: Final = 1
 """Bumped on any incompatible change; `Configure` and `Ready` carry it and both ends refuse another."""
 MAX_FRAME_BYTES: Final = 64 * 1024 * 1024
-"""The largest frame either end accepts (a `Results` frame is ~50 KB: `RESULTS_PER_FRAME` nodes)."""
+"""The largest frame either end accepts (a `Results` frame is ~13 KB: `RESULTS_PER_FRAME` nodes)."""
 _LENGTH = struct.Struct(">I")
 
 

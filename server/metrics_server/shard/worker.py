@@ -47,10 +47,12 @@ from metrics_server.storage.store import Cycle, Storage
 
 log = logging.getLogger(__name__)
 
-RESULTS_PER_FRAME = 20
-"""Nodes per `Results` frame: ~50 KB at 30 pods per node, which the serving process decodes and
-stores in one event-loop step of ~1 ms (`bench/micro/shard_protocol.py`: 250 frames at
-5000 nodes cost the same in all as 100 frames of 50 nodes, in steps of half the length)."""
+RESULTS_PER_FRAME = 5
+"""Nodes per `Results` frame: ~13 KB at 30 pods per node, which the serving process decodes and
+stores in one event-loop step. Steps are what a request waits behind: 20 nodes per frame were
+steps of ~4 ms under the bench's load at 5000 x 30 (slow-step log, docs/performance.md round 6);
+`bench/micro/shard_protocol.py` found 250 frames at 5000 nodes to cost the same in all as 100
+frames of 50 nodes."""
 EXIT_CONFIG = 2
 EXIT_PROTOCOL = 3
 

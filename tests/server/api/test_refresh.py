@@ -191,9 +191,11 @@ async def test_a_small_rebuild_switches_at_once() -> None:
 
 
 async def test_a_rebuild_overtaken_by_a_newer_snapshot_is_served_as_it_is() -> None:
-    """A snapshot is never held back behind more than one newer one."""
+    """A snapshot is never held back behind more than one newer one; every switch is told, with
+    the newest snapshot, so that caches of anything older can go."""
     builds = HeldBuilds()
-    refresher = ListRefresher(builds, hold_at=1)
+    switches: list[tuple[object, object]] = []
+    refresher = ListRefresher(builds, hold_at=1, on_switch=lambda *pair: switches.append(pair))
     first, second, third = object(), object(), object()
     refresher.serving(first)
     refresher.want(("pods", None))
@@ -206,6 +208,7 @@ async def test_a_rebuild_overtaken_by_a_newer_snapshot_is_served_as_it_is() -> N
     await trio.testing.wait_all_tasks_blocked()
     assert builds.done == [(second, ("pods", None)), (third, ("pods", None))]
     assert refresher.serving(third) is third
+    assert switches == [(first, first), (second, third), (third, third)]
 
 
 async def test_the_api_serves_the_previous_snapshot_until_its_large_list_is_rebuilt(
@@ -267,3 +270,49 @@ async def test_a_rebuild_no_request_waits_for_takes_shorter_steps(monkeypatch: p
         await trio.testing.wait_all_tasks_blocked()
     assert [step for _, step in steps_of] == [STEP_S, BACKGROUND_STEP_S]
     assert steps_of[1][0] == "api-list-refresher"
+
+
+async def test_after_a_switch_the_caches_of_older_snapshots_are_dropped(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(refresh, "HOLD_AT", 1)
+    world = default_world()
+    release = trio.Event()
+    build = ResourceApi._list_entry
+
+    async def holding(self: ResourceApi, snap: Any, *args: Any) -> Any:
+        if trio.lowlevel.current_task().name == "api-list-refresher":
+            await release.wait()
+        return await build(self, snap, *args)
+
+    monkeypatch.setattr(ResourceApi, "_list_entry", holding)
+    apis: list[ResourceApi] = []
+    init = ResourceApi.__init__
+
+    def capturing(self: ResourceApi, *args: Any) -> None:
+        init(self, *args)
+        apis.append(self)
+
+    monkeypatch.setattr(ResourceApi, "__init__", capturing)
+    app = make_app(world)
+    (api,) = apis
+    async with app.test_app():
+        asgi = Asgi(app)
+        first = world.snapshot
+        assert (await asgi.get(f"{API}/pods"))[0] == 200
+        assert (await asgi.get(f"{API}/namespaces/default/pods"))[0] == 200
+        second = next_snapshot(world)
+        assert (await asgi.get(f"{API}/pods"))[0] == 200  # held on the first; rebuilds both lists
+        await trio.testing.wait_all_tasks_blocked()
+        assert [s for s, _ in api.cache._generations] == [first]
+        assert {key: entry.snapshot for key, entry in api.lists.items()} == {
+            ("pods", None): first,
+            ("pods", "default"): first,
+        }
+        release.set()
+        await trio.testing.wait_all_tasks_blocked()
+        assert [s for s, _ in api.cache._generations] == [second]
+        assert {key: entry.snapshot for key, entry in api.lists.items()} == {
+            ("pods", None): second,
+            ("pods", "default"): second,
+        }

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import trio
 import trio.testing
 from conftest import Asgi, default_world, make_app
@@ -79,9 +81,9 @@ async def test_lists_leave_the_sweeping_to_the_sweeper_and_serve_the_same_bytes(
         counter = StepCounter()
         trio.lowlevel.add_instrument(counter)
         try:
-            # each list from the second on drops the previous one's cached list once it has built
-            # its own, from the third on a generation too when it starts: one run of the sweeper
-            # (a single step of it) per drop
+            # each list from the second on sees a new snapshot, and the switch to it drops the
+            # previous snapshot's generation and cached list: two steps of the sweeper (the list's
+            # one chunk counts as `render.CHUNK` items, a whole step's budget), none of the request
             for _ in range(4):
                 status, body = await asgi.get(f"{API}/pods")
                 assert status == 200
@@ -90,5 +92,20 @@ async def test_lists_leave_the_sweeping_to_the_sweeper_and_serve_the_same_bytes(
             await trio.testing.wait_all_tasks_blocked()
         finally:
             trio.lowlevel.remove_instrument(counter)
-        assert counter.steps["api-cache-sweeper"] == 1 + 2 + 2
+        assert counter.steps["api-cache-sweeper"] == 2 + 2 + 2
         assert bodies == [bodies[0]] * 4
+
+
+def test_keep_only_drops_the_generations_of_every_other_snapshot_to_the_trash() -> None:
+    calls: list[object] = []
+    cache = render.FragmentCache(on_trash=calls.append)
+    first, second = object(), object()
+    old = cache.generation(first)
+    old.entries["x"] = cast(render.Fragment, ())
+    kept = cache.generation(second)
+    cache.keep_only(second, second)
+    assert cache.generation(second) is kept and old.entries == {}
+    assert len(calls) == 1
+    while not cache.sweep(1000):
+        pass
+    assert cache.generation(first) is not old  # a new, empty one if it is asked for again
