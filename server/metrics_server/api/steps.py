@@ -23,9 +23,11 @@ from quart.wrappers.response import ResponseBody
 from metrics_server.api import render
 from metrics_server.kube.objects import PodInfo
 
-STEP_S = 0.002
+STEP_S = 0.001
 """Longest run of fragment encoding between checkpoints. A get takes several event-loop steps and
-waits behind one step of a concurrent list at each, so list steps must be short, not just bounded."""
+waits behind one step of a concurrent list at each, so list steps must be short, not just bounded
+(2 ms gave a get p99 of 40-50 ms at 5000 x 30, 1 ms 27 ms with the shorter messages and TLS
+writes below: docs/performance.md round 6)."""
 BACKGROUND_STEP_S = 0.0005
 """`STEP_S` for work no request waits for (the list refresher's rebuilds while requests are served
 the previous snapshot): each request's step waits behind at most this much of it; a checkpoint
@@ -193,10 +195,10 @@ BODY_MESSAGES = 8
 returns (more would deadlock it); for 55 MB that is ~7 MB per message, each one join."""
 
 
-STREAM_MESSAGE_BYTES = 1024 * 1024
-"""About this much per body message when the server streams them (`Pieces`): few enough messages
-that a 55 MB list is ~55 event-loop steps (each waits for every other runnable task's step), each
-join small enough to stay ~0.3 ms."""
+STREAM_MESSAGE_BYTES = 512 * 1024
+"""About this much per body message when the server streams them (`Pieces`): a 55 MB list is ~110
+event-loop steps (each waits for every other runnable task's step), each join short enough that a
+concurrent get waits little behind it (~0.2 ms)."""
 
 
 class Pieces(ResponseBody, AsyncIterator[bytes]):

@@ -90,8 +90,9 @@ _EXPECTED_METHODS = (
 _TLS_VERSIONS = {"TLSv1.2": 0x0303, "TLSv1.3": 0x0304}
 _TASK_GROUP_NURSERY = "_nursery"
 """hypercorn's `TaskGroup` keeps its trio nursery here (checked by `install()`)."""
-MAX_TLS_WRITE = 1024 * 1024
-"""Largest piece of a response written to the TLS stream at once (~1 ms of encryption).
+MAX_TLS_WRITE = 512 * 1024
+"""Largest piece of a response written to the TLS stream at once (~0.5 ms of encryption: one
+event-loop step, which every other runnable task's step waits for).
 
 OpenSSL's outgoing memory BIO (trio's SSLStream) grows to the largest single write and never
 shrinks, in native memory the garbage collector does not see. With whole responses written at
