@@ -27,6 +27,10 @@ HPA_APPS = ("web", "api", "worker", "cache", "frontend", "payments", "search", "
 """The simulator's namespaces and app labels (kubesim.model): every selector matches some pods."""
 
 
+LAG_PROBE_S = 0.005
+"""The sleep whose late wake-ups measure the harness's own event-loop delay (`lags`)."""
+
+
 @dataclass(frozen=True, slots=True)
 class LoadConfig:
     """Request rates. Zero disables a pattern."""
@@ -100,6 +104,10 @@ class LoadGenerator:
         self._rng = random.Random(seed)
         self.patterns = {name: Pattern(name) for name in ("hpa", "kubectl", "get")}
         self.recording = False
+        self.lags: list[float] = []
+        """While recording: how late this process's own event loop woke a `LAG_PROBE_S` sleep
+        (seconds). Every request's latency includes such delays of the harness itself, e.g.
+        while it receives a 55 MB all-pods list."""
 
     async def _request(self, pattern: Pattern, path: str, params: dict[str, str] | None = None) -> None:
         start = time.monotonic()
@@ -122,8 +130,25 @@ class LoadGenerator:
         pattern.starts.append(start)
         pattern.bytes += len(body)
 
+    def lag_summary(self) -> dict[str, float]:
+        """p50 / p99 / max of `lags`, in ms."""
+        lags = sorted(self.lags)
+        return {
+            "p50_ms": round(percentile(lags, 50) * 1e3, 2),
+            "p99_ms": round(percentile(lags, 99) * 1e3, 2),
+            "max_ms": round((lags[-1] if lags else 0.0) * 1e3, 2),
+        }
+
+    async def _probe_lag(self) -> None:
+        while True:
+            start = trio.current_time()
+            await trio.sleep(LAG_PROBE_S)
+            if self.recording:
+                self.lags.append(trio.current_time() - start - LAG_PROBE_S)
+
     async def run(self) -> None:
         async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._probe_lag)
             c = self._config
             if c.hpas > 0:
                 for i in range(c.hpas):

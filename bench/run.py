@@ -520,6 +520,7 @@ class Harness:
             "metrics_endpoint_ms_p50": round(percentile(sorted(metrics_cost), 50) * 1e3, 1),
             "measured_wall_s": round(end[0].wall - start[0].wall, 1),
             "api": {name: p.summary() for name, p in load.patterns.items()},
+            "harness_loop_lag": load.lag_summary(),
             "api_server_side": server_side(first, now),
         }
 
@@ -679,6 +680,9 @@ def latency_line(summary: dict[str, Any]) -> str:
         )
     wait = summary.get("serving_cpu_wait_share")
     tail = "" if wait is None else f"; serving loop waited for a CPU {wait:.1%} of its runnable time"
+    lag = summary.get("harness_loop_lag")
+    if lag is not None:
+        tail += f"; harness loop lag p50/p99 {lag['p50_ms']:g}/{lag['p99_ms']:g} ms"
     return "latency p50/p99: " + ", ".join(parts) + tail
 
 

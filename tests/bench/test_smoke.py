@@ -32,6 +32,7 @@ SUMMARY_KEYS = {
     "harness_cores_avg",
     "other_cores_avg",
     "steal_cores_avg",
+    "serving_cpu_wait_share",
     "loadavg_1m_end",
     "scrape_requests_ok",
     "scrape_errors",
@@ -41,6 +42,7 @@ SUMMARY_KEYS = {
     "metrics_endpoint_ms_p50",
     "measured_wall_s",
     "api",
+    "harness_loop_lag",
     "api_server_side",
 }
 CYCLE_KEYS = {
@@ -101,6 +103,10 @@ def test_harness_end_to_end(tmp_path: Path) -> None:
     assert 0 < summary["server_pss_mib_max"] <= summary["server_rss_mib_max"]
     assert summary["simulator_cores_avg"] > 0
     assert 0 < summary["cycle_s"]["p50"] <= summary["cycle_s"]["p99"] <= summary["cycle_s"]["max"]
+    assert 0 <= summary["serving_cpu_wait_share"] < 1
+    lag = summary["harness_loop_lag"]
+    assert set(lag) == {"p50_ms", "p99_ms", "max_ms"}
+    assert 0 <= lag["p50_ms"] <= lag["p99_ms"] <= lag["max_ms"]
     for name in ("hpa", "kubectl", "get"):
         pattern = summary["api"][name]
         assert set(pattern) == PATTERN_KEYS
