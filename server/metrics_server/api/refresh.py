@@ -14,7 +14,9 @@ snapshot from start to end; the cost is that a new cycle reaches large-list clie
 time later (~1-2 s at 150,000 pods, against a 15 s resolution; each object's `timestamp` says
 which sample it is). Small rebuilds (a test, a small cluster) switch at once. A snapshot is
 never held back behind more than one newer one: a rebuild overtaken by a newer snapshot is
-served as it is and the newer one is rebuilt.
+served as it is and the newer one is rebuilt. Since no request waits for a held rebuild, it runs
+in steps of `steps.BACKGROUND_STEP_S` (`ResourceApi`), half a request's. Once a switch is done
+(`on_switch`), the caches of older snapshots are dropped.
 
 Only what was asked for during the previous snapshot is rebuilt, so a list nobody asks for any
 more costs nothing after one snapshot, and the API still learns of a new snapshot only through

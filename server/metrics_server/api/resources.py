@@ -9,9 +9,10 @@ for during one snapshot are rebuilt for the next in the background (`api.refresh
 building a list makes the others for it wait for that build rather than build it again. A
 namespaced list whose label selector names values (`app=x`) reads only the candidate pods from a
 per-namespace label index (`api.podindex`). Lists are selected, sorted, encoded and assembled in
-short steps with trio checkpoints between them (~2 ms of encoding, `render.CHUNK` objects
-otherwise), and a large body is handed to the server as its pieces (`steps.Pieces`), so one huge
-list does not hold the event loop: at 150,000 pods most steps stay under ~10 ms of CPU. Measured
+short steps with trio checkpoints between them (~`steps.STEP_S` of encoding, `render.CHUNK`
+objects otherwise), and a large body is handed to the server as its pieces (`steps.Pieces`), so
+one huge list does not hold the event loop. While a large rebuild for a new snapshot runs,
+requests are served the previous one (`api.refresh`, switch-over). Measured
 with `python -m bench.micro.api_encode` (lists) and `python -m bench.micro.api_get` (single gets,
 HPA-style lists); figures in docs/performance.md.
 """

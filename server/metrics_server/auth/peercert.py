@@ -100,9 +100,11 @@ once, each connection kept a buffer as large as its largest response (a 1-6 MB /
 7 MB part of a pod list); closed connections held theirs until a full collection, and the serving
 process grew ~4.5 KB per node per cycle from /metrics reads alone (docs/performance.md, "The RSS
 growth: found and fixed"; a finished connection now lets go of its stream at once, `_let_go`).
-So a connection holds at most this much. Every write is an event-loop step of its own, waiting
-for one step of every other runnable task: at 128 KB a 55 MB list was ~420 writes, seconds under
-load at 5000 x 30; at 1 MiB it is ~55 (docs/performance.md, round 5)."""
+So a connection holds at most this much. Every write is an event-loop step of its own, and every
+runnable task's step waits for it: at 128 KB a 55 MB list was ~420 writes, seconds under load at
+5000 x 30 (docs/performance.md, round 5, when other steps were longer); 1 MiB writes were steps
+long enough to lengthen a concurrent get (512 KiB, with 1 ms list steps: get p99 40-50 -> 27 ms,
+round 6)."""
 
 
 class TLSContextSource(Protocol):
