@@ -139,16 +139,24 @@ def machine_steal_s() -> float:
 
 
 def run_queue_s(pid: int) -> tuple[float, float]:
-    """(CPU seconds, seconds spent runnable but waiting for a CPU) of `pid`'s main thread since it
-    started (`/proc/<pid>/schedstat`): for the serving process, the thread of its event loop. The
-    wait is the time it had work (a request) and the machine gave it no CPU, which no
-    event-loop measurement sees. (0, 0) where the kernel does not keep schedstats."""
+    """(CPU seconds, seconds spent runnable but waiting for a CPU) of all of `pid`'s threads since
+    they started (`/proc/<pid>/task/*/schedstat`; for our serving process nearly all of it is the
+    event loop's thread). The wait is time it had work (a request) and the machine gave it no
+    CPU, which no event-loop measurement sees. (0, 0) where the kernel keeps no schedstats."""
+    on_cpu = waiting = 0
     try:
-        with open(f"/proc/{pid}/schedstat") as f:
-            on_cpu, waiting, _ = f.read().split()
-    except (OSError, ValueError):
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
         return 0.0, 0.0
-    return int(on_cpu) / 1e9, int(waiting) / 1e9
+    for task in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{task}/schedstat") as f:
+                run, wait, _ = f.read().split()
+        except (OSError, ValueError):
+            continue  # the thread ended meanwhile
+        on_cpu += int(run)
+        waiting += int(wait)
+    return on_cpu / 1e9, waiting / 1e9
 
 
 def cores(a: ProcSample, b: ProcSample) -> float:

@@ -508,8 +508,9 @@ class Harness:
             ),
             # Of which stolen by the host (counted in other_cores_avg too).
             "steal_cores_avg": round((steal_end - steal_start) / (busy_end[0] - busy_start[0]), 3),
-            # The serving process's event-loop thread: of the time it was runnable, the share it
-            # waited for a CPU (`run_queue_s`): latency no change to its own code removes.
+            # The serving process (ours: nearly all of it the event loop's thread; not the
+            # workers): of the time its threads were runnable, the share they waited for a CPU
+            # (`run_queue_s`): latency no change to its own code removes.
             "serving_cpu_wait_share": run_queue_share(queue_start, queue_end),
             "loadavg_1m_end": round(loadavg, 2),
             "scrape_requests_ok": sum(c["scrape_ok"] for c in self.cycles),
@@ -679,7 +680,7 @@ def latency_line(summary: dict[str, Any]) -> str:
             f"(server <= {ms(server['p50_le_ms'])}/{ms(server['p99_le_ms'])} ms)"
         )
     wait = summary.get("serving_cpu_wait_share")
-    tail = "" if wait is None else f"; serving loop waited for a CPU {wait:.1%} of its runnable time"
+    tail = "" if wait is None else f"; serving process waited for a CPU {wait:.1%} of its runnable time"
     lag = summary.get("harness_loop_lag")
     if lag is not None:
         tail += f"; harness loop lag p50/p99 {lag['p50_ms']:g}/{lag['p99_ms']:g} ms"
