@@ -42,6 +42,24 @@ def next_snapshot(world: World) -> FakeSnapshot:
     return world.snapshot
 
 
+class RefresherHeld:
+    """Holds every rebuild of the list refresher until `release` is set; `held` records the
+    snapshots of the rebuilds that started (requests build as usual)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.release = trio.Event()
+        self.held: list[object] = []
+        build = ResourceApi._list_entry
+
+        async def holding(api: ResourceApi, snap: Any, *args: Any) -> Any:
+            if trio.lowlevel.current_task().name == "api-list-refresher":
+                self.held.append(snap)
+                await self.release.wait()  # the rebuild is under way
+            return await build(api, snap, *args)
+
+        monkeypatch.setattr(ResourceApi, "_list_entry", holding)
+
+
 async def test_a_list_asked_for_is_rebuilt_for_the_next_snapshot_before_it_is_asked_again(
     builds: list[tuple[object, tuple[str, str | None]]],
 ) -> None:
@@ -93,17 +111,8 @@ async def test_a_request_during_a_rebuild_waits_for_it(
 ) -> None:
     world = default_world()
     app = make_app(world)
-    release = trio.Event()
-    held: list[object] = []
-    build = ResourceApi._list_entry
-
-    async def holding(self: ResourceApi, snap: Any, *args: Any) -> Any:
-        if trio.lowlevel.current_task().name == "api-list-refresher":
-            held.append(snap)
-            await release.wait()  # the rebuild is under way
-        return await build(self, snap, *args)
-
-    monkeypatch.setattr(ResourceApi, "_list_entry", holding)
+    refresher = RefresherHeld(monkeypatch)
+    held, release = refresher.held, refresher.release
     async with app.test_app():
         asgi = Asgi(app)
         status, before = await asgi.get(f"{API}/pods")
@@ -217,15 +226,7 @@ async def test_the_api_serves_the_previous_snapshot_until_its_large_list_is_rebu
     monkeypatch.setattr(refresh, "HOLD_AT", 1)
     world = default_world()
     app = make_app(world)
-    release = trio.Event()
-    build = ResourceApi._list_entry
-
-    async def holding(self: ResourceApi, snap: Any, *args: Any) -> Any:
-        if trio.lowlevel.current_task().name == "api-list-refresher":
-            await release.wait()
-        return await build(self, snap, *args)
-
-    monkeypatch.setattr(ResourceApi, "_list_entry", holding)
+    release = RefresherHeld(monkeypatch).release
     async with app.test_app():
         asgi = Asgi(app)
         status, before = await asgi.get(f"{API}/pods")
@@ -277,15 +278,7 @@ async def test_after_a_switch_the_caches_of_older_snapshots_are_dropped(
 ) -> None:
     monkeypatch.setattr(refresh, "HOLD_AT", 1)
     world = default_world()
-    release = trio.Event()
-    build = ResourceApi._list_entry
-
-    async def holding(self: ResourceApi, snap: Any, *args: Any) -> Any:
-        if trio.lowlevel.current_task().name == "api-list-refresher":
-            await release.wait()
-        return await build(self, snap, *args)
-
-    monkeypatch.setattr(ResourceApi, "_list_entry", holding)
+    release = RefresherHeld(monkeypatch).release
     apis: list[ResourceApi] = []
     init = ResourceApi.__init__
 
