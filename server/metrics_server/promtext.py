@@ -47,6 +47,11 @@ class Stamps(NamedTuple):
     total: float
     """The sum of every item's timestamp."""
 
+    @property
+    def size(self) -> int:
+        """How many items."""
+        return self.running[-1] if self.running else 0
+
 
 def count_stamps(counts: Mapping[float, int]) -> Stamps:
     """`Stamps` from how many items have each timestamp."""
@@ -84,9 +89,9 @@ class Histogram:
         and sign-symmetric); the sum is `n * now - stamps.total`, which may differ from
         `observe`'s running sum in the last bits."""
         values, running, total = stamps
-        if not values:
+        n = stamps.size
+        if not n:
             return
-        n = running[-1]
         counts = self.counts
         previous = 0
 

@@ -45,9 +45,8 @@ class CachedList(NamedTuple):
     chunks: list[list[bytes]]
     """Per chunk of objects: the segments to join with `now`."""
     stamps: Stamps
-    """The served objects' timestamps, to the millisecond (`count_stamps`)."""
-    objects: int
-    """How many objects the list holds."""
+    """The served objects' timestamps, to the millisecond (`count_stamps`); `stamps.size` is how
+    many objects the list holds."""
 
     def pieces(self, now: bytes) -> Iterator[bytes]:
         """The body in pieces (list head, one piece per chunk, list tail), as `render.list_pieces`."""

@@ -171,7 +171,7 @@ class ResourceApi:
             if self.observe_freshness is not None:
                 self.observe_freshness(now_s, cached.stamps)
             return await self._respond(
-                cached.pieces(self.now.now_bytes(now_s)), neg.CONTENT_TYPES[rep], cached.objects
+                cached.pieces(self.now.now_bytes(now_s)), neg.CONTENT_TYPES[rep], cached.stamps.size
             )
         pb = rep == neg.PROTOBUF
         try:
@@ -320,8 +320,8 @@ class ResourceApi:
     def _valid(self, entry: listcache.CachedList, snap: Snapshot, state: Sequence[object]) -> bool:
         """Whether `entry` may serve a request of `snap`: built from `snap` or from the newest
         snapshot (a rebuild that finished before the switch-over), for the lister's `state`."""
-        return (entry.snapshot is snap or entry.snapshot is self.refresher.latest) and (
-            entry.state is state or entry.state == state
+        return (entry.snapshot is snap or entry.snapshot is self.refresher.latest) and _same_state(
+            entry, state
         )
 
     async def _refresh_list(self, snap: object, key: ListKey) -> None:
@@ -340,7 +340,7 @@ class ResourceApi:
     ) -> listcache.CachedList:
         """Builds the list `key` of `snap` and `state`; `entry` is the cached one it replaces."""
         resource = key[0]
-        same_state = entry is not None and (entry.state is state or entry.state == state)
+        same_state = entry is not None and _same_state(entry, state)
         order: Sequence[Any]
         if entry is not None and same_state:
             order = entry.order  # same objects, so the same selection and order: only usage is new
@@ -386,17 +386,10 @@ class ResourceApi:
             chunks.append(listcache.chunk_segments(pending, not chunks))
             listcache.count_stamps(stamps, pending)
         await trio.lowlevel.checkpoint()
-        count = sum(stamps.values())
         built = listcache.CachedList(
-            snap,
-            state,
-            order,
-            render.list_head(_LIST_KINDS[resource]),
-            chunks,
-            listcache.stamps_of(stamps),
-            count,
+            snap, state, order, render.list_head(_LIST_KINDS[resource]), chunks, listcache.stamps_of(stamps)
         )
-        self.refresher.sized(key, count)
+        self.refresher.sized(key, built.stamps.size)
         replaced = self.lists.pop(key, None)
         if (
             replaced is not None
@@ -529,6 +522,11 @@ class ResourceApi:
         if pretty():
             body = indent(body)
         return Response(body, status=200, content_type=content_type)
+
+
+def _same_state(entry: listcache.CachedList, state: Sequence[object]) -> bool:
+    """Whether `entry` was built from the lister's `state` (identity first: ~1 ms at 150,000 pods)."""
+    return entry.state is state or entry.state == state
 
 
 def _as_sequence(items: Iterable[Any]) -> Sequence[Any]:

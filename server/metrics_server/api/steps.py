@@ -26,8 +26,7 @@ from metrics_server.kube.objects import PodInfo
 STEP_S = 0.001
 """Longest run of fragment encoding between checkpoints. A get takes several event-loop steps and
 waits behind one step of a concurrent list at each, so list steps must be short, not just bounded
-(2 ms gave a get p99 of 40-50 ms at 5000 x 30, 1 ms 27 ms with the shorter messages and TLS
-writes below: docs/performance.md round 6)."""
+(measured at 5000 x 30: docs/performance.md, round 6)."""
 BACKGROUND_STEP_S = 0.0005
 """`STEP_S` for work no request waits for (the list refresher's rebuilds while requests are served
 the previous snapshot): each request's step waits behind at most this much of it; a checkpoint
