@@ -377,13 +377,13 @@ class ResourceApi:
             if fragment is not None:
                 pending.append(fragment)
                 if len(pending) == chunk:
-                    chunks.append(listcache.chunk_segments(pending, not chunks))
+                    chunks.append(listcache.chunk_pieces(pending, not chunks))
                     listcache.count_stamps(stamps, pending)
                     pending = []
             if i % CLOCK_EVERY == 0:
                 await pacer.pace(i)
         if pending:
-            chunks.append(listcache.chunk_segments(pending, not chunks))
+            chunks.append(listcache.chunk_pieces(pending, not chunks))
             listcache.count_stamps(stamps, pending)
         await trio.lowlevel.checkpoint()
         built = listcache.CachedList(
@@ -401,7 +401,7 @@ class ResourceApi:
             return built
         self.lists[key] = built
         if replaced is not None:
-            # 150,000 segments freed at once held the loop for ~10-30 ms: dropped in steps instead
+            # 150,000 objects' pieces freed at once held the loop for ~10-30 ms: dropped in steps instead
             self.cache.discard(replaced.chunks, render.CHUNK)
             self.cache.discard((replaced.snapshot, replaced.state), 1)  # maybe their last references
         while len(self.lists) > MAX_CACHED_LISTS:

@@ -3,13 +3,14 @@ a new snapshot or any change of the lister's objects; dropped caches freed in st
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 import orjson
 from conftest import NOW, TS, World, default_world, make_app, node, pod
 from test_resources import COREDNS, DB0, NODE_A, NODE_B, WEB1, WEB2, node_list, pod_list
 
-from metrics_server.api import render
+from metrics_server.api import listcache, render
 from metrics_server.api.app import ApiOptions
 from metrics_server.storage.snapshot import ContainerUsage, NodeUsage, PodUsage
 
@@ -117,6 +118,23 @@ async def test_big_lists_match_a_fresh_build_across_snapshots() -> None:
         async with fresh.test_app() as fresh_test_app:
             assert await body(fresh_test_app.test_client(), f"{API}/pods") == bodies[-1]
         assert len(orjson.loads(bodies[-1])["items"]) == 2 * render.CHUNK + 7 + 4
+
+
+def test_a_cached_list_holds_the_fragments_bytes_not_a_copy() -> None:
+    heads = [f'{{"metadata":{{"name":"p{i}","creationTimestamp":"'.encode() for i in range(5)]
+    fragments: list[Any] = [
+        (head, b'"}', f',"n":{i}}}'.encode(), TS, f"p{i}", None, False, True) for i, head in enumerate(heads)
+    ]
+    chunks = [listcache.chunk_pieces(fragments[:2], True), listcache.chunk_pieces(fragments[2:], False)]
+    cached = listcache.CachedList(None, (), (), b"HEAD[", chunks, listcache.stamps_of(Counter()))
+    now = b"2026-12-07T01:30:00Z"
+    items = [f[render.HEAD] + now + f[render.META_TAIL] + f[render.BODY_TAIL] for f in fragments]
+    assert b"".join(cached.pieces(now)) == b"HEAD[" + b",".join(items) + render.LIST_TAIL
+    later = b"HEAD[" + b",".join(items).replace(now, b"later") + render.LIST_TAIL
+    assert b"".join(cached.pieces(b"later")) == later
+    parts = (render.HEAD, render.META_TAIL, render.BODY_TAIL)
+    kept = {id(piece) for chunk in chunks for piece in chunk if piece not in (b"", b",")}
+    assert kept == {id(f[part]) for f in fragments for part in parts}
 
 
 def test_discarded_references_are_dropped_in_steps_and_left_whole() -> None:
