@@ -101,6 +101,7 @@ class Cycle:
             self._merge(name, state)
         else:
             self._states[name] = state._replace(pod_usage={}, served_containers=0)
+        storage._reap_a_step()
         return result
 
     def add_usages(
@@ -119,7 +120,7 @@ class Cycle:
         node, it keeps them, as for a failed node, until they go stale or a later cycle brings
         rates; so a node that moved to another worker, or whose worker restarted, is not missing
         for the cycle in which its new store has only one point."""
-        self._live()
+        storage = self._live()
         if name in self._states:
             logger.warning("node %s: a second batch in one cycle is ignored", name)
             return
@@ -152,6 +153,7 @@ class Cycle:
         pod_usage = rebuilt
         made += pod_usage.keys()
         self._merge(name, NodeState(None, None, node_usage, pod_usage, pod_usage, served, False))
+        storage._reap_a_step()
 
     def _merge(self, name: str, state: NodeState) -> None:
         self._states[name] = state

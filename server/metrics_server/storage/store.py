@@ -43,12 +43,21 @@ logger = logging.getLogger(__name__)
 
 _Graveyard = list[Mapping[PodKey, PodUsageTuple] | Mapping[str, NodeUsage]]
 
+GRAVEYARD_STEP = 512
+"""Keys and values of a dropped snapshot's mappings referenced, or released, per node added to a
+cycle (`Cycle.add`, `Cycle.add_usages`; ~0.1 ms). At 5000 x 30 a dropped snapshot (150,000 pods)
+is gone after ~900 nodes of the next cycle, instead of living on until that cycle's publish
+alongside the published snapshot and the cycle being built: one snapshot's usages fewer held
+for most of every cycle (docs/performance.md, round 7)."""
+_DONE = object()
+
 
 class _Snapshot(DictSnapshot):
     """The snapshot `Storage` publishes. When the last reader drops it, its two mappings go to
     the storage's graveyard instead of being freed on the spot: freeing a cycle's ~1M usage
     objects takes ~60 ms, which would otherwise stall whichever request let go of it last. The
-    storage frees them in steps at its next publish (see `Storage._reap`)."""
+    storage frees them in steps: one step per node added to the next cycle (`GRAVEYARD_STEP`),
+    and what is left at that cycle's publish (see `Storage._reap`)."""
 
     __slots__ = ("_graveyard",)
 
@@ -101,6 +110,8 @@ class Storage:
         self._serves = serves
         self._states: dict[str, NodeState] = {}
         self._graveyard: _Graveyard = []
+        self._reaper: Iterator[None] | None = None
+        """The graveyard's freeing in progress between two `Cycle.add` calls (`_reap_a_step`)."""
         self._published = _Published(_Snapshot(self._graveyard, {}, {}), (0, 0), False)
         self._duplicates: set[PodKey] = set()
         # Namespace and container names, one string object each for every pod that has them.
@@ -185,10 +196,9 @@ class Storage:
         self._published = _Published(snapshot, (node_count, containers), ready)
 
     def _reap(self, base: dict[str, NodeState], step: int) -> Iterator[None]:
-        """Free the replaced cycle's states and the graveyard's mappings, yielding every `step`
-        pods' worth. Nothing a reader can reach is mutated: `base` is no longer the current
-        state, and a graveyard mapping is freed through private lists, so a reader that still
-        holds one of those mappings (not the snapshot) keeps it whole."""
+        """Free the replaced cycle's states and what is left in the graveyard, yielding every
+        `step` pods' worth. Nothing a reader can reach is mutated: `base` is no longer the current
+        state, and a graveyard mapping is freed through private lists (`_free_dropped`)."""
         work = 0
         # This cycle's tuples (`Storage._made`), now examined by the collector (all but the last
         # few): dropped in the same steps as the replaced states.
@@ -203,6 +213,23 @@ class Storage:
                 work = 0
                 yield
         made.clear()  # what is left when there were no states (an abandoned cycle's tuples)
+        if self._reaper is not None:
+            yield from self._reaper  # the rest of what the adds began
+            self._reaper = None
+        yield from self._free_dropped(step)
+
+    def _reap_a_step(self) -> None:
+        """One step (`GRAVEYARD_STEP`) of freeing the mappings of dropped snapshots, if any."""
+        if self._reaper is None:
+            if not self._graveyard:
+                return
+            self._reaper = self._free_dropped(GRAVEYARD_STEP)
+        if next(self._reaper, _DONE) is _DONE:
+            self._reaper = None
+
+    def _free_dropped(self, step: int) -> Iterator[None]:
+        """Free the graveyard's mappings, yielding every `step` keys and values. A mapping is
+        freed through private lists, so a reader that still holds it keeps it whole."""
         graveyard = self._graveyard
         while graveyard:
             mapping = graveyard.pop()

@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from metrics_server.scrape.batch import NodeBatch, PodKey, Point
+from metrics_server.storage import store
 from metrics_server.storage.snapshot import NodeUsage, PodUsage
 from metrics_server.storage.store import Storage
 
@@ -94,12 +95,37 @@ def test_freeing_the_replaced_cycle_is_split_into_steps() -> None:
     # The swap's pause, then one per node of the replaced states (1 + 3 pods each).
     assert len(list(cycle.publish_steps((), step_pods=4))) == 1 + 4
     reader, dropped = storage.snapshot(), reader
-    del dropped  # its 12 pods and 4 nodes go to the graveyard: 4 keys and values at a time
     cycle = storage.begin(T0 + 3 * RES)
     for batch in cluster(3):
         cycle.add(batch)
+    # Dropped after the adds (which would have freed it): its 12 pods and 4 nodes go to the
+    # graveyard, which the publish frees 4 keys and values at a time.
+    del dropped
     pods, nodes = 3 + 6, 1 + 2  # taking a reference to each in steps, then releasing them
     assert len(list(cycle.publish_steps((), step_pods=4))) == 1 + 4 + pods + nodes
+
+
+def test_a_dropped_snapshot_is_freed_while_the_next_cycle_is_built(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(store, "GRAVEYARD_STEP", 4)
+    storage = new_storage()
+    two_ticks(storage)
+    reader = storage.snapshot()
+    usage = reader.pod("ns-n3", "p2")  # the last of its 12 pods
+    assert usage is not None
+    storage.store(cluster(2), (), T0 + 2 * RES)
+    del reader  # its 12 pods and 4 nodes go to the graveyard
+    assert sys.getrefcount(usage) == 3
+    cycle = storage.begin(T0 + 3 * RES)
+    for batch in cluster(3):
+        cycle.add(batch)  # one step each
+    # The nodes mapping: one step to reference its 4 keys and values, two to release them. The
+    # pods mapping: three to reference (`usage` is in the mapping and in the reaper's list), then
+    # the release from the last: `usage` in the first.
+    for _ in range(2):
+        storage._reap_a_step()
+    assert sys.getrefcount(usage) == 4
+    storage._reap_a_step()
+    assert sys.getrefcount(usage) == 2  # freed before the publish: only this test holds it
 
 
 def test_staleness_is_judged_at_the_time_given_to_publish() -> None:
@@ -166,7 +192,7 @@ def test_mappings_a_reader_still_holds_stay_whole() -> None:
     assert len(held_pods) == 12
 
 
-def test_a_dropped_snapshot_is_freed_at_the_next_publish() -> None:
+def test_a_dropped_snapshot_is_freed_by_the_next_cycle_at_the_latest() -> None:
     storage = new_storage()
     two_ticks(storage)
     reader = storage.snapshot()
@@ -174,7 +200,7 @@ def test_a_dropped_snapshot_is_freed_at_the_next_publish() -> None:
     assert usage is not None
     storage.store(cluster(2), (), T0 + 2 * RES)
     del reader
-    # Only the graveyard keeps the old snapshot's usages now, until the next publish frees them.
+    # Only the graveyard keeps the old snapshot's usages now, until the next cycle frees them.
     assert sys.getrefcount(usage) == 3
     storage.store(cluster(3), (), T0 + 3 * RES)
     assert sys.getrefcount(usage) == 2  # this function's variable and the call's argument
