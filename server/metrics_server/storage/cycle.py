@@ -138,12 +138,18 @@ class Cycle:
         # tuples per pod, were still tracked when a gen1 collection (20-120 ms at 2000 x 30 with a
         # worker) moved them to the oldest generation. So the two outer levels are made again
         # here, items first (~0.1 us per pod), and registered with `Storage._made` like the
-        # store's own, so the collector untracks them on its first pass.
+        # store's own, so the collector untracks them on its first pass. The containers' tuples
+        # too, with the store's shared name strings instead of the decoded ones (~50 bytes less
+        # per container and snapshot; ~0.3 us per container).
         made = self._storage_made
+        strings = storage._strings
+        if len(strings) > _MAX_SHARED_STRINGS:
+            strings.clear()
+        share = strings.setdefault
         served = 0
         rebuilt: dict[PodKey, PodUsageTuple] = {}
         for key, (timestamp, window, containers) in pod_usage.items():
-            containers = (*containers,)
+            containers = tuple([(share(c, c), cpu, memory, swap) for c, cpu, memory, swap in containers])
             usage = (timestamp, window, containers)
             rebuilt[known.get(key, key)] = usage
             served += len(containers)

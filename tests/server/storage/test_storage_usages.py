@@ -157,8 +157,25 @@ def test_decoded_usages_are_untracked_by_the_collectors_first_pass() -> None:
         cycle.publish(())
         usages = list(storage.snapshot().pods.values())
         assert len(usages) == 50
-        assert not [u for u in usages if gc.is_tracked(u) or gc.is_tracked(u[2])]
+        assert not [u for u in usages if gc.is_tracked(u) or gc.is_tracked(u[2]) or gc.is_tracked(u[2][0])]
         assert usages[0] == (90 * NS, 15 * NS, (("c", 0, 1000, None), ("d", 0, 2000, 7)))
     finally:
         if enabled:
             gc.enable()
+
+
+def test_container_names_are_shared_across_pods_and_cycles() -> None:
+    storage = Storage(staleness_ns=STALENESS)
+    names: list[str] = []
+    for tick in range(2):
+        cycle = storage.begin((100 + tick) * NS)
+        # Decoded names are new objects each time: one per container, equal, never the same.
+        usages = {
+            ("a", f"p{i}"): (90 * NS, 15 * NS, (("".join(["co", "nt"]), i, 1000, None),)) for i in range(3)
+        }
+        assert len({id(usage[2][0][0]) for usage in usages.values()}) == 3
+        cycle.add_usages("n1", None, usages)
+        cycle.publish(())
+        names += [container[0] for usage in storage.snapshot().pods.values() for container in usage[2]]
+    assert names == ["cont"] * 6
+    assert len({id(name) for name in names}) == 1
