@@ -26,6 +26,7 @@ MODULES = [
     "storage_gc",
     "storage_memory",
     "storage_store",
+    "storage_young",
 ]
 
 CHECK = """

@@ -182,10 +182,22 @@ class Sweeper:
 
     async def _run(self, sweep: Callable[[int], bool]) -> None:
         try:
+            swept = 0
             while not sweep(self.step):
+                swept += 1
+                if swept % SWEEPS_PER_YOUNG_COLLECTION == 0:
+                    gc.collect(0)
                 await trio.lowlevel.checkpoint()
         finally:
             self.running = False
+
+
+SWEEPS_PER_YOUNG_COLLECTION = 4
+"""Sweeper steps between two young collections run by the sweeper itself: what it frees counts as
+allocations less towards the young generation's threshold, so other tasks' new objects (a
+worker's frames being stored) would pile up in the young generation past it while it runs, to be
+walked in one long collection (the storage's freeing of dropped snapshots had the same effect:
+`storage.store.YOUNG_EVERY`)."""
 
 
 BODY_MESSAGES = 8

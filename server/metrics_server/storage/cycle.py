@@ -94,6 +94,7 @@ class Cycle:
             storage._staleness_ns,
             strings,
             storage._made,
+            storage._serves,
         )
         batch.pods.clear()
         result = NodeResult(state.node_usage, state.pod_usage, old is None or not old.has_points)
@@ -101,6 +102,10 @@ class Cycle:
             self._merge(name, state)
         else:
             self._states[name] = state._replace(pod_usage={}, served_containers=0)
+            if old is not None:
+                # Nobody reads this store's snapshot: the node's old points go now, not at the
+                # publish, so the store holds about one generation of points instead of two.
+                del self._base[name]
         storage._reap_a_step()
         return result
 

@@ -141,12 +141,14 @@ def update_node(
     max_reorder: int,
     strings: dict[str, str],
     made: list[object],
+    made_usages: bool = True,
 ) -> NodeState:
     """Advance one successfully scraped node: its node point and every container.
 
     The hot loop of the store (every container of every node, every cycle). `strings` shares
     namespace and container name strings between pods (`Storage._strings`). Every tuple made for
-    the new state is also appended to `made` (see `Storage._made`).
+    the new state is also appended to `made` (see `Storage._made`); the usages' only with
+    `made_usages` (a store that keeps them).
     """
     node_last = batch.node_point
     node_prev: Point | None = None
@@ -226,9 +228,10 @@ def update_node(
             containers = tuple(usages)
             usage = (pod_ts, pod_window, containers)
             pod_usage[key] = usage
-            made += usages
-            made.append(containers)
-            made.append(usage)
+            if made_usages:
+                made += usages
+                made.append(containers)
+                made.append(usage)
             served += len(usages)
     return NodeState(node_last, node_prev, node_usage, pods, pod_usage, served)
 

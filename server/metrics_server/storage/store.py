@@ -27,7 +27,9 @@ plain-tuple usages, `Storage._made`) are in docs/performance.md.
 
 from __future__ import annotations
 
+import gc
 import logging
+import sys
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from itertools import islice
 from typing import NamedTuple
@@ -44,12 +46,19 @@ logger = logging.getLogger(__name__)
 _Graveyard = list[Mapping[PodKey, PodUsageTuple] | Mapping[str, NodeUsage]]
 
 GRAVEYARD_STEP = 512
-"""Keys and values of a dropped snapshot's mappings referenced, or released, per node added to a
-cycle (`Cycle.add`, `Cycle.add_usages`; ~0.1 ms). At 5000 x 30 a dropped snapshot (150,000 pods)
-is gone after ~900 nodes of the next cycle, instead of living on until that cycle's publish
-alongside the published snapshot and the cycle being built: one snapshot's usages fewer held
-for most of every cycle (docs/performance.md, round 7)."""
+"""Entries of a dropped snapshot's mappings freed per node added to a cycle (`Cycle.add`,
+`Cycle.add_usages`; ~0.1 ms). At 5000 x 30 a dropped snapshot (150,000 pods) is gone after ~300
+nodes of the next cycle, instead of living on until that cycle's publish beside the published
+snapshot and the cycle being built: one snapshot's usages fewer for most of every cycle."""
 _DONE = object()
+YOUNG_EVERY = 4
+"""Freeing steps of the graveyard between two young collections run by the freeing itself.
+Freeing an object the collector could track counts as one allocation less towards the young
+generation's threshold: while a snapshot's ~1M usage objects were freed between a cycle's adds,
+the adds' new objects piled up in the young generation unchecked (80,000 and more), to be walked
+in one 20-30 ms collection. One young collection per ~2000 entries freed (~10,000 objects) keeps
+it at what the threshold gives (`python -m bench.micro.storage_young`: longest young collection
+2.6-2.9 ms, was 33 ms)."""
 
 
 class _Snapshot(DictSnapshot):
@@ -98,6 +107,11 @@ class Storage:
         `serves=False` is a store whose usages are served elsewhere (a scrape worker's): `Cycle.add`
         returns each node's usages and keeps only its points, and its snapshot stays empty (no
         second copy of the usages, no duplicate-pod reports: whoever merges the usages does that).
+        It also drops a node's previous points as soon as the node is added to a cycle, not at
+        the publish: it holds one generation of points, not two, but a cycle abandoned before
+        its publish leaves the nodes it added without points (their next batch starts them
+        afresh, as for a new node). Its owner, a scrape worker, publishes every cycle it begins
+        or exits.
         """
         if staleness_ns <= 0:
             raise ValueError(f"staleness_ns must be positive, got {staleness_ns}")
@@ -228,22 +242,37 @@ class Storage:
             self._reaper = None
 
     def _free_dropped(self, step: int) -> Iterator[None]:
-        """Free the graveyard's mappings, yielding every `step` keys and values. A mapping is
-        freed through private lists, so a reader that still holds it keeps it whole."""
+        """Free the graveyard's mappings, yielding every `step` keys and values. A mapping that
+        nobody else holds is emptied in place; one a reader still holds is freed through private
+        tuples, so that reader keeps it whole."""
         graveyard = self._graveyard
+        released = 0
         while graveyard:
             mapping = graveyard.pop()
+            if isinstance(mapping, dict) and sys.getrefcount(mapping) == 2:  # this name, the call
+                while mapping:
+                    for _ in range(min(step, len(mapping))):
+                        mapping.popitem()
+                    released += 1
+                    if released % YOUNG_EVERY == 0:
+                        gc.collect(0)
+                    yield
+                continue
             # Even taking a reference to every key and value touches ~1M objects' memory
-            # (~10 ms), so that is done in steps too. The mappings are immutable once published.
-            objects: list[object] = []
+            # (~10 ms), so that is done in steps too, `step` keys or values to a tuple. The
+            # mappings are immutable once published.
+            held: list[tuple[object, ...]] = []
             keys, values = iter(mapping.keys()), iter(mapping.values())
             for _ in range(0, len(mapping), step):
-                objects += islice(keys, step)
-                objects += islice(values, step)
+                held.append(tuple(islice(keys, step)))
+                held.append(tuple(islice(values, step)))
                 yield
-            del mapping, keys, values  # only decrements: `objects` holds every key and value
-            while objects:
-                del objects[-step:]
+            del mapping, keys, values  # only decrements: `held` holds every key and value
+            while held:
+                del held[-1]
+                released += 1
+                if released % YOUNG_EVERY == 0:
+                    gc.collect(0)
                 yield
 
 

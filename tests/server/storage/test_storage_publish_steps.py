@@ -99,10 +99,21 @@ def test_freeing_the_replaced_cycle_is_split_into_steps() -> None:
     for batch in cluster(3):
         cycle.add(batch)
     # Dropped after the adds (which would have freed it): its 12 pods and 4 nodes go to the
-    # graveyard, which the publish frees 4 keys and values at a time.
+    # graveyard, which the publish empties 4 entries at a time.
     del dropped
-    pods, nodes = 3 + 6, 1 + 2  # taking a reference to each in steps, then releasing them
+    pods, nodes = 3, 1
     assert len(list(cycle.publish_steps((), step_pods=4))) == 1 + 4 + pods + nodes
+    # A mapping a reader still holds is freed through private tuples of 4 keys or values: one
+    # step per 4 keys to take references to them and their values, one per tuple to release it.
+    reader, dropped = storage.snapshot(), reader
+    held = dropped.pods
+    cycle = storage.begin(T0 + 4 * RES)
+    for batch in cluster(4):
+        cycle.add(batch)
+    del dropped
+    pods = 3 + 6
+    assert len(list(cycle.publish_steps((), step_pods=4))) == 1 + 4 + pods + nodes
+    assert len(held) == 12
 
 
 def test_a_dropped_snapshot_is_freed_while_the_next_cycle_is_built(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -116,15 +127,12 @@ def test_a_dropped_snapshot_is_freed_while_the_next_cycle_is_built(monkeypatch: 
     del reader  # its 12 pods and 4 nodes go to the graveyard
     assert sys.getrefcount(usage) == 3
     cycle = storage.begin(T0 + 3 * RES)
-    for batch in cluster(3):
-        cycle.add(batch)  # one step each
-    # The nodes mapping: one step to reference its 4 keys and values, two to release them. The
-    # pods mapping: three to reference (`usage` is in the mapping and in the reaper's list), then
-    # the release from the last: `usage` in the first.
-    for _ in range(2):
-        storage._reap_a_step()
-    assert sys.getrefcount(usage) == 4
-    storage._reap_a_step()
+    batches = cluster(3)
+    # One step per node added: the nodes mapping emptied in one, then the pods mapping 4 entries a
+    # step, the last added first: `usage`'s entry goes in the second step.
+    cycle.add(batches[0])
+    assert sys.getrefcount(usage) == 3
+    cycle.add(batches[1])
     assert sys.getrefcount(usage) == 2  # freed before the publish: only this test holds it
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import sys
 
 from metrics_server.shard import protocol
 from metrics_server.storage.snapshot import NodeUsage, PodUsageTuple
@@ -179,3 +180,31 @@ def test_container_names_are_shared_across_pods_and_cycles() -> None:
         names += [container[0] for usage in storage.snapshot().pods.values() for container in usage[2]]
     assert names == ["cont"] * 6
     assert len({id(name) for name in names}) == 1
+
+
+def test_a_store_that_does_not_serve_drops_a_node_s_old_points_when_it_is_added() -> None:
+    from metrics_server.scrape.batch import NodeBatch, Point
+
+    def batch(node: str, ts: int, cpu: int) -> NodeBatch:
+        return NodeBatch(node, Point(ts, cpu, 500, 1), {("a", f"p-{node}"): {"c": Point(ts, cpu, 100, 1)}})
+
+    worker = Storage(staleness_ns=STALENESS, serves=False)
+    cycle = worker.begin(100 * NS)
+    for node in ("n1", "n2"):
+        cycle.add(batch(node, 100 * NS, 10 * NS))
+    cycle.publish(())
+    states = worker._states
+    old_n1 = states["n1"]
+    cycle = worker.begin(115 * NS)
+    result = cycle.add(batch("n1", 115 * NS, 13 * NS))
+    assert result is not None and not result.first  # rates from the old points, then they go
+    assert "n1" not in states and states["n2"] is not None  # n2 is not added yet: kept
+    assert sys.getrefcount(old_n1) == 2  # only this test holds it
+    result = cycle.add(batch("n2", 115 * NS, 13 * NS))
+    assert result is not None
+    # The usages it returns are not held by the store: they go with the caller's last reference.
+    usage = result.pod_usage[("a", "p-n2")]
+    assert sys.getrefcount(usage) == 3  # the result's mapping, this variable, the call's argument
+    assert usage == (115 * NS, 15 * NS, (("c", NS // 5, 100, None),))
+    cycle.publish(())
+    assert sorted(worker._states) == ["n1", "n2"]
