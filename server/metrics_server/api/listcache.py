@@ -49,7 +49,7 @@ class CachedList(NamedTuple):
     order: Sequence[Any]
     """The selected infos (selectors do not apply: every listed object) in response order."""
     head: bytes
-    chunks: list[list[bytes]]
+    chunks: list[tuple[bytes, ...]]
     """Per chunk of objects: its pieces (`chunk_pieces`)."""
     stamps: Stamps
     """The served objects' timestamps, to the millisecond (`count_stamps`); `stamps.size` is how
@@ -59,22 +59,24 @@ class CachedList(NamedTuple):
         """The body in pieces (list head, one piece per chunk, list tail), as `render.list_pieces`."""
         yield self.head
         for pieces in self.chunks:
-            joined = pieces.copy()
+            joined = list(pieces)
             joined[NOW_SLOT::PIECES] = [now] * (len(pieces) // PIECES)
             yield b"".join(joined)
         yield LIST_TAIL
 
 
-def chunk_pieces(fragments: Sequence[Fragment], first: bool) -> list[bytes]:
+def chunk_pieces(fragments: Sequence[Fragment], first: bool) -> tuple[bytes, ...]:
     """The pieces of one chunk of list items (`PIECES` per object, an empty `now` slot each):
     with `now` in the slots, their concatenation is the chunk's part of the body, with the
-    separating comma in front unless it is the `first` chunk."""
+    separating comma in front unless it is the `first` chunk. A tuple: the collector untracks it
+    at its first young collection (a list of the all-pods list's 750,000 pieces would be walked
+    by every young collection until it is old)."""
     pieces: list[bytes] = []
     for f in fragments:
         pieces += (b",", f[HEAD], b"", f[META_TAIL], f[BODY_TAIL])
     if first and pieces:
         pieces[0] = b""
-    return pieces
+    return tuple(pieces)
 
 
 def count_stamps(counts: Counter[int], fragments: Iterable[Fragment]) -> None:

@@ -368,7 +368,7 @@ class ResourceApi:
                 return None if usage is None else render.cached_pod_fragment(gen, info, usage, serve_swap)
 
         chunk = render.CHUNK
-        chunks: list[list[bytes]] = []
+        chunks: list[tuple[bytes, ...]] = []
         stamps: Counter[int] = Counter()
         pending: list[render.Fragment] = []
         pacer = Pacer(BACKGROUND_STEP_S if background else STEP_S)
