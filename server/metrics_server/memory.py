@@ -1,5 +1,4 @@
-"""Giving freed heap memory back to the system (glibc), once per scrape cycle; and young
-collections run explicitly (`collect_young`).
+"""Giving freed heap memory back to the system (glibc), once per scrape cycle.
 
 Why: a cycle allocates and frees the same large objects again and again (at 1000 nodes, ~20
 frames of ~100 KB from the scrape worker, the per-node usage dicts of 1-2 KB, the snapshot's
@@ -19,7 +18,6 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import gc
 import logging
 from collections.abc import Callable
 
@@ -51,19 +49,3 @@ def trim() -> bool:
     if _TRIM is None:
         return False
     return bool(_TRIM(0))
-
-
-def collect_young() -> None:
-    """Run the young collection the collector's own schedule would run next: of the middle
-    generation when enough young collections ran since its last one, else of the youngest.
-
-    For code that frees objects in bulk (freeing counts as allocations less towards the young
-    generation's threshold, so other code's new objects pile up past it) or makes many objects in
-    one loop: it bounds the young generation itself. Never `gc.collect(0)` alone: an explicit
-    collection resets the youngest generation's count, so the collector's own schedule, which
-    runs the middle generation only from an automatic young collection, stopped running it
-    (150-180 young collections without one in the serving process at 5000 x 30), and the middle
-    generation grew until its next collection walked 20-80 ms of survivors. The oldest
-    generation is left to the collector's schedule (it also weighs how much of it is new)."""
-    counts, thresholds = gc.get_count(), gc.get_threshold()
-    gc.collect(1 if counts[1] >= thresholds[1] else 0)

@@ -22,7 +22,6 @@ from quart.wrappers.response import ResponseBody
 
 from metrics_server.api import render
 from metrics_server.kube.objects import PodInfo
-from metrics_server.memory import collect_young
 
 STEP_S = 0.001
 """Longest run of fragment encoding between checkpoints. A get takes several event-loop steps and
@@ -75,7 +74,7 @@ class YoungBound:
             return
         self._items += items
         if self._items >= YOUNG_ITEMS:
-            collect_young()
+            gc.collect(0)
             self._seen, self._items = _young_collections(), 0
 
 
@@ -187,7 +186,7 @@ class Sweeper:
             while not sweep(self.step):
                 swept += 1
                 if swept % SWEEPS_PER_YOUNG_COLLECTION == 0:
-                    collect_young()
+                    gc.collect(0)
                 await trio.lowlevel.checkpoint()
         finally:
             self.running = False

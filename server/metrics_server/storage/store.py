@@ -27,13 +27,13 @@ plain-tuple usages, `Storage._made`) are in docs/performance.md.
 
 from __future__ import annotations
 
+import gc
 import logging
 import sys
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from itertools import islice
 from typing import NamedTuple
 
-from metrics_server.memory import collect_young
 from metrics_server.scrape.batch import NodeBatch, PodKey
 from metrics_server.storage.cycle import PUBLISH_STEP_PODS, Cycle, NodeResult
 from metrics_server.storage.rates import FRESH_CONTAINER_MIN_AGE_NS, NodeState
@@ -255,7 +255,7 @@ class Storage:
                         mapping.popitem()
                     released += 1
                     if released % YOUNG_EVERY == 0:
-                        collect_young()
+                        gc.collect(0)
                     yield
                 continue
             # Even taking a reference to every key and value touches ~1M objects' memory
@@ -272,7 +272,7 @@ class Storage:
                 del held[-1]
                 released += 1
                 if released % YOUNG_EVERY == 0:
-                    collect_young()
+                    gc.collect(0)
                 yield
 
 
