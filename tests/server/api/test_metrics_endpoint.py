@@ -7,6 +7,7 @@ from typing import Any
 from conftest import World, make_app
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
 
+from metrics_server.api.steps import STREAM_MESSAGE_BYTES
 from metrics_server.promtext import one_stamp
 from metrics_server.selfmetrics import SelfMetrics
 
@@ -49,3 +50,17 @@ async def test_metrics_body_is_generate_latest_and_follows_new_ticks(world: Worl
         # serving objects moves the freshness histogram (rendered live, not cached)
         metrics.observe_freshness(0.0, one_stamp(-12.0))  # an age of 12 s
         assert b"metrics_server_api_metric_freshness_seconds_count 1.0" in await read(client)
+
+
+async def test_a_large_body_is_sent_in_pieces_with_the_same_bytes(world: World) -> None:
+    registry = CollectorRegistry(auto_describe=True)
+    metrics = SelfMetrics(registry, 15)
+    for i in range(6000):  # ~1.4 MB: more than one body message
+        metrics.record_kubelet_request(f"node-{i:05d}", success=True, duration_s=0.01, now_unix_s=100.0)
+    app = make_app(world, registry=registry)
+    async with app.test_app() as test_app:
+        response = await test_app.test_client().get("/metrics")
+        body = await response.get_data()
+    assert len(body) > STREAM_MESSAGE_BYTES
+    assert body == generate_latest(registry)
+    assert response.headers["Content-Length"] == str(len(body))
