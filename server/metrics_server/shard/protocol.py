@@ -215,9 +215,15 @@ class FrameReader:
         self._max = max_bytes
         self._buffer = bytearray()
         self._eof = False
+        self._read = False
 
     async def receive(self) -> bytes | None:
-        """The next frame's payload. Raises `ProtocolError` for an oversized or truncated frame."""
+        """The next frame's payload. Raises `ProtocolError` for an oversized or truncated frame.
+
+        Always a checkpoint, also when the frame was already buffered: a 64 KiB read holds
+        several frames, and a reader that fell behind handled every buffered frame in one
+        event-loop step (12-16 ms at 5000 x 30, bench slow-step log, docs/performance.md round 7)."""
+        self._read = False
         head = await self._exactly(_LENGTH.size, allow_eof=True)
         if head is None:
             return None
@@ -226,6 +232,8 @@ class FrameReader:
             raise ProtocolError(f"frame of {length} bytes exceeds the limit of {self._max}")
         body = await self._exactly(length, allow_eof=False)
         assert body is not None
+        if not self._read:
+            await trio.lowlevel.checkpoint()
         return body
 
     async def _exactly(self, n: int, *, allow_eof: bool) -> bytes | None:
@@ -233,6 +241,7 @@ class FrameReader:
         while len(buffer) < n:
             if self._eof:
                 break
+            self._read = True
             chunk = await self._stream.receive_some(max(65536, n - len(buffer)))
             if not chunk:
                 self._eof = True

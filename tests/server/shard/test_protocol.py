@@ -103,6 +103,16 @@ async def test_frames_split_anywhere_are_reassembled_and_end_cleanly() -> None:
     ]
 
 
+async def test_every_frame_is_a_checkpoint_also_when_already_buffered() -> None:
+    send, receive = trio.testing.memory_stream_one_way_pair()
+    reader = p.FrameReader(receive)
+    await send.send_all(b"".join(p.encode(p.Scrape(i, 2.0)) for i in range(3)))  # one read holds all
+    for i in range(3):
+        with trio.testing.assert_checkpoints():
+            frame = await reader.receive()
+        assert frame is not None and p.decode_from_server(frame) == p.Scrape(i, 2.0)
+
+
 async def test_a_truncated_frame_is_a_protocol_error() -> None:
     frames, error = await reader_over(p.encode(p.Scrape(1, 2.0))[:-1])
     assert frames == []
