@@ -40,8 +40,7 @@ from metrics_server.api.params import OperationChecks, compile_operations
 from metrics_server.api.query import param_error
 from metrics_server.api.resources import ResourceApi
 from metrics_server.api.responses import encoded, index, status_response, without_content_type
-from metrics_server.api.steps import STREAM_MESSAGE_BYTES, Pieces
-from metrics_server.asgi import STREAMED_BODY
+from metrics_server.api.steps import STREAM_MESSAGE_BYTES, pieces_response
 from metrics_server.flagset import BOOL, METRICS_SERVER, flag
 from metrics_server.kube.objects import NodeLister, PodLister
 from metrics_server.promtext import Stamps
@@ -276,15 +275,11 @@ def create_app(
         content_type = prometheus_client.exposition.CONTENT_TYPE_PLAIN_0_0_4
         if len(body) <= STREAM_MESSAGE_BYTES:
             return Response(body, status=200, content_type=content_type)
-        # 5-7 MB at 5000 nodes: handed over whole, its copying and framing held the event loop for
-        # 25-60 ms in one step (bench slow-step log, docs/performance.md round 7); in pieces of
-        # `STREAM_MESSAGE_BYTES`, one per step, as the large lists are.
+        # 5-7 MB at 5000 nodes: in pieces of `STREAM_MESSAGE_BYTES`, one per event-loop step, as
+        # the large lists are, rather than copied and framed whole in one step.
         size = STREAM_MESSAGE_BYTES
         pieces = [body[start : start + size] for start in range(0, len(body), size)]
-        streamed = request.scope.get(STREAMED_BODY) is True
-        response = Response(Pieces(pieces, streamed=streamed), status=200, content_type=content_type)
-        response.headers["Content-Length"] = str(len(body))
-        return response
+        return pieces_response(pieces, content_type)
 
     return app
 

@@ -2,13 +2,13 @@
 
 A list without selectors (all pods, one namespace's pods, all nodes) in JSON is the same bytes for
 every request of one snapshot and one pod-cache state, except the `creationTimestamp` of each
-object, which is the response time. `CachedList` keeps such a body, chunk by chunk, as the list of
+object, which is the response time. `CachedList` keeps such a body, chunk by chunk, as a tuple of
 the pieces of its objects' fragments (`render.Fragment`: the same bytes objects the fragment
 cache holds, so a cached list costs 5 pointers per object, not a copy of the body) with an empty
-slot where each object's `creationTimestamp` goes. Serving it again is, per chunk, a copy of that
-list, one slice assignment of `now` into the slots and one `b"".join`: C-level work, ~10-20 ms of
-CPU for the 56 MB all-pods list of 150,000 pods (re-assembling every object's fragment takes
-~0.5 s). A copy of the body's bytes between the timestamps (what was kept before) held ~51 MiB
+slot where each object's `creationTimestamp` goes. Serving it again is, per chunk, a list of those
+pieces, one slice assignment of `now` into the slots and one `b"".join`: C-level work, ~60 ms of
+CPU for the 56 MB all-pods list of 150,000 pods, in steps (re-assembling every object's fragment
+takes ~0.5 s). A copy of the body's bytes between the timestamps (what was kept before) held ~51 MiB
 more per cached all-pods list of 150,000 pods (tracemalloc at 5000 x 30, docs/performance.md).
 
 Validity: an entry belongs to one snapshot (identity: a published snapshot is immutable) and to

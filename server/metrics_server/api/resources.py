@@ -50,13 +50,12 @@ from metrics_server.api.steps import (
     NAME,
     STEP_S,
     Pacer,
-    Pieces,
     Sweeper,
     chunked,
+    pieces_response,
     sorted_by_name,
     sorted_pods,
 )
-from metrics_server.asgi import STREAMED_BODY
 from metrics_server.kube.objects import NodeInfo, NodeLister, PodInfo, PodLister
 from metrics_server.promtext import Stamps, one_stamp
 from metrics_server.storage.snapshot import NodeUsage, PodUsageTuple, Snapshot
@@ -514,10 +513,7 @@ class ResourceApi:
                 await pacer.pace()
             await trio.lowlevel.checkpoint()
             if not pretty():
-                streamed = request.scope.get(STREAMED_BODY) is True
-                response = Response(Pieces(parts, streamed=streamed), status=200, content_type=content_type)
-                response.headers["Content-Length"] = str(sum(map(len, parts)))
-                return response
+                return pieces_response(parts, content_type)
             body = b"".join(parts)
         if pretty():
             body = indent(body)

@@ -18,9 +18,11 @@ from operator import attrgetter
 from typing import Any
 
 import trio
+from quart import Response, request
 from quart.wrappers.response import ResponseBody
 
 from metrics_server.api import render
+from metrics_server.asgi import STREAMED_BODY
 from metrics_server.kube.objects import PodInfo
 
 STEP_S = 0.001
@@ -210,6 +212,15 @@ STREAM_MESSAGE_BYTES = 512 * 1024
 """About this much per body message when the server streams them (`Pieces`): a 55 MB list is ~110
 event-loop steps (each waits for every other runnable task's step), each join short enough that a
 concurrent get waits little behind it (~0.2 ms)."""
+
+
+def pieces_response(pieces: list[bytes], content_type: str) -> Response:
+    """A 200 response of `pieces` (`Pieces`, streamed when the server streams bodies) with its
+    Content-Length, for the current request."""
+    streamed = request.scope.get(STREAMED_BODY) is True
+    response = Response(Pieces(pieces, streamed=streamed), status=200, content_type=content_type)
+    response.headers["Content-Length"] = str(sum(map(len, pieces)))
+    return response
 
 
 class Pieces(ResponseBody, AsyncIterator[bytes]):
