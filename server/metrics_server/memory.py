@@ -1,4 +1,5 @@
-"""Giving freed heap memory back to the system (glibc), once per scrape cycle.
+"""Giving freed heap memory back to the system (glibc), once per scrape cycle; mappings that grow
+over a cycle kept out of the cyclic collector's frequent walks (`old_dicts`).
 
 Why: a cycle allocates and frees the same large objects again and again (at 1000 nodes, ~20
 frames of ~100 KB from the scrape worker, the per-node usage dicts of 1-2 KB, the snapshot's
@@ -18,8 +19,10 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import gc
 import logging
 from collections.abc import Callable
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -49,3 +52,26 @@ def trim() -> bool:
     if _TRIM is None:
         return False
     return bool(_TRIM(0))
+
+
+def old_dicts(count: int) -> tuple[dict[Any, Any], ...]:
+    """`count` empty dicts in the cyclic collector's oldest generation, for mappings that grow over
+    a cycle to one entry per pod. Runs a middle collection (`gc.collect(1)`: ~4 ms at 5000 x 30).
+
+    Why: CPython tracks a dict when the first tracked key or value goes in (a new pod's key, a
+    tuple made this cycle) and puts it in the young generation then; a young collection moves it
+    to the middle one, which the explicit young collections (`gc.collect(0)`, storage and API
+    steps) keep from being collected until late in the cycle. That middle collection then walked
+    each such mapping full: 28-37 ms with the storage's two mappings of every pod and the fragment
+    cache's two (150,000 entries each at 5000 x 30), once or twice per cycle in the serving
+    process, in the slow-step log of a bench run (docs/performance.md, round 8). Tracked while
+    still empty, the dicts are moved to the oldest generation by this collection, where only the
+    rare full collections walk them. A dict is untracked again only by a full collection (when
+    nothing in it is tracked), so these stay where they are put."""
+    made: list[dict[Any, Any]] = []
+    for _ in range(count):
+        mapping: dict[Any, Any] = {None: []}  # a list in a display: the dict is tracked
+        del mapping[None]
+        made.append(mapping)
+    gc.collect(1)
+    return tuple(made)

@@ -36,6 +36,7 @@ from k8s_metrics.durations import format_duration as go_duration
 from k8s_metrics.quantity import cpu_quantity, memory_quantity
 from metrics_server.api.timestamps import rfc3339_seconds
 from metrics_server.kube.objects import NodeInfo, PodInfo
+from metrics_server.memory import old_dicts
 from metrics_server.storage.snapshot import NodeUsage, PodUsageTuple
 
 API_VERSION = "metrics.k8s.io/v1beta1"
@@ -121,16 +122,19 @@ class Generation:
     __slots__ = ("entries", "names", "pb", "previous_static", "static", "times", "windows")
 
     def __init__(self, previous: Generation | None = None) -> None:
-        self.entries: dict[object, Fragment] = {}
+        # The two mappings of one entry per object go to the collector's oldest generation while
+        # empty (`memory.old_dicts`).
+        self.entries: dict[object, Fragment]
         """Object key (node name, or (namespace, name)) -> its fragment. Only plain tuples, which
         the collector untracks: the info a fragment was encoded from is checked through the static
         parts it shares (`HEAD`, `META_TAIL`), the usage by `USAGE`."""
+        self.static: dict[int, _Static]
+        self.entries, self.static = old_dicts(2)
         self.times: dict[int, str] = {}
         self.windows: dict[int, str] = {}
         self.pb: dict[object, tuple[object, object, Any]] = {}
         """Object key -> (info, usage, protobuf fragment) (`api.protobuf`; valid for that very
         info and usage object)."""
-        self.static: dict[int, _Static] = {}
         self.previous_static: dict[int, _Static] = previous.static if previous is not None else {}
         self.names: dict[str, str] = previous.names if previous is not None else {}
         """Container name -> its JSON string (shared by every generation; bounded by `NAMES`)."""

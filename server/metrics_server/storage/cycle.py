@@ -11,6 +11,7 @@ import logging
 from collections.abc import Collection, Iterator, Mapping
 from typing import TYPE_CHECKING, NamedTuple
 
+from metrics_server import memory
 from metrics_server.scrape.batch import NodeBatch, PodKey
 from metrics_server.storage.rates import NodeState, retain, update_node
 from metrics_server.storage.snapshot import NodeUsage, PodUsageTuple
@@ -66,11 +67,13 @@ class Cycle:
         self._storage_made = storage._made
         self._base = storage._states
         self._now_ns = now_ns
-        self._states: dict[str, NodeState] = {}
-        self._nodes: dict[str, NodeUsage] = {}
-        self._pods: dict[PodKey, PodUsageTuple] = {}
-        # Which node reported each pod first this cycle (duplicates: the first batch wins).
-        self._owner: dict[PodKey, str] = {}
+        # Mappings that grow all cycle long go to the collector's oldest generation while empty.
+        self._states: dict[str, NodeState]
+        self._nodes: dict[str, NodeUsage]
+        self._pods: dict[PodKey, PodUsageTuple]
+        self._owner: dict[PodKey, str]
+        """Which node reported each pod first this cycle (duplicates: the first batch wins)."""
+        self._states, self._nodes, self._pods, self._owner = memory.old_dicts(4)
         self._duplicates: dict[PodKey, tuple[str, str]] = {}
         self._containers = 0
         self._kept: set[str] = set()
