@@ -244,14 +244,17 @@ def exposition(registry: Collector) -> bytes:
 async def exposition_async(registry: Collector) -> bytes:
     """`exposition(registry)`, with a trio checkpoint between the steps of each family's `prepare()`
     (at 5000 nodes, rendering every node after a tick is ~20-40 ms; here it is steps of
-    `selfmetrics.NODES_PER_STEP` nodes, ~1 ms)."""
-    families = list(registry.collect())
-    for metric in families:
+    `selfmetrics.NODES_PER_STEP` nodes, ~1 ms) and after each family's text.
+
+    A family's text is taken in the step that ends its `prepare()`: what other tasks change at a
+    checkpoint in between (a worker's frames record kubelet requests) would be rendered again
+    inside `text()`, in one step (34-42 ms at 5000 x 30 when every family was prepared first, in
+    the slow-step log of a bench run, docs/performance.md round 8)."""
+    out: list[bytes] = []
+    for metric in list(registry.collect()):
         if isinstance(metric, RenderedFamily):
             for _ in metric.prepare():
                 await trio.lowlevel.checkpoint()
-    out: list[bytes] = []
-    for metric in families:  # one family per step too: together 15-80 ms at 5000 nodes
         out.append(_text(metric))
         await trio.lowlevel.checkpoint()
     return b"".join(out)

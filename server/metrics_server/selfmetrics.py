@@ -95,6 +95,10 @@ NODES_PER_STEP = 100
 the slow-step log at 5000 x 30, docs/performance.md round 6)."""
 
 
+MAX_PREPARE_PASSES = 8
+"""Passes of `SelfMetrics._render_stale_nodes` over the stale nodes at most (each pass renders the
+nodes that changed during the previous one's steps)."""
+
 _FRESHNESS = "metrics_server_api_metric_freshness_seconds"
 _LAST_REQUEST = "metrics_server_kubelet_last_request_time_seconds"
 _REQUEST_DURATION = "metrics_server_kubelet_request_duration_seconds"
@@ -263,19 +267,26 @@ class SelfMetrics(Collector):
         return nodes
 
     def _render_stale_nodes(self) -> Iterator[None]:
-        """Render the nodes whose text is stale, yielding after every `NODES_PER_STEP` renders.
+        """Render the nodes whose text is stale, yielding after every `NODES_PER_STEP` renders,
+        until none is stale when it returns (so the text taken in that step renders nothing).
 
-        Between steps nodes may change or leave: a node gone is skipped, a node changed again is
-        rendered by the read itself.
+        Between steps nodes may change or leave: a node gone is skipped, a node that changed after
+        its render is found by the next pass. Nodes change far more slowly than they render (at
+        most once per scrape each, against ~100 per ms), so passes shrink fast; after
+        `MAX_PREPARE_PASSES` the read itself renders what is left.
         """
         cache, live = self._node_text, self._request_duration
         rendered = 0
-        for node in self._nodes():
-            if node not in cache and node in live:
-                cache[node] = self._render_node(node)
-                rendered += 1
-                if rendered % NODES_PER_STEP == 0:
-                    yield
+        for _ in range(MAX_PREPARE_PASSES):
+            stale = [node for node in live if node not in cache]
+            if not stale:
+                return
+            for node in stale:
+                if node not in cache and node in live:
+                    cache[node] = self._render_node(node)
+                    rendered += 1
+                    if rendered % NODES_PER_STEP == 0:
+                        yield
 
     def _node_texts(self, which: int) -> Iterator[bytes]:
         """Per node in name order: its gauge line (0) or its histogram lines (1), rendered if stale."""
