@@ -135,9 +135,20 @@ class SlowSteps(trio.abc.Instrument):
         collections.clear()
         self.mark = time.perf_counter()
 
+async def memory_probe():
+    # Every 5 s: live pymalloc blocks and resident pages, to tell live objects from held memory.
+    page = os.sysconf("SC_PAGE_SIZE")
+    while True:
+        with open("/proc/self/statm") as statm:
+            rss = int(statm.read().split()[1]) * page
+        print(f"MEMORY blocks={sys.getallocatedblocks()} rss_mib={rss / 2**20:.1f} at={time.time():.3f}",
+              file=sys.stderr, flush=True)
+        await trio.sleep(5)
+
 serve = app.serve
 async def traced(*args, **kwargs):
     trio.lowlevel.add_instrument(SlowSteps())
+    trio.lowlevel.spawn_system_task(memory_probe)
     await serve(*args, **kwargs)
 app.serve = traced
 from metrics_server.cli import main
@@ -150,7 +161,9 @@ resumed and suspended (the innermost frame
 outside trio), the collector's runs within it (`gc=gen<N>:<ms>`), the thread's CPU time in it (`cpu=`,
 ms: on a busy machine a step is also long when the process is not running) and the wall time
 (`at=`); run with `--keep` to read the log. A diagnostic: its own overhead is two clock reads and
-two walks of the task's await chain per step."""
+two walks of the task's await chain per step. Every 5 s it also logs the process's live pymalloc
+blocks and resident memory (`MEMORY blocks= rss_mib=`): a step in resident memory without one in
+blocks is memory the allocators hold, not live objects."""
 
 
 def _server_main() -> str:

@@ -192,7 +192,9 @@ class RenderedFamily(Metric):
     `samples` is built only when read, so generic prometheus_client consumers (`generate_latest`,
     other exporters) still see an ordinary family, while `exposition` never pays for `Sample`s.
     `prepare()` does the expensive part of `text()` ahead of it in steps (it yields between
-    them), so an async caller can let other tasks run in between.
+    them), so an async caller can let other tasks run in between. `pieces()` is `text()` not yet
+    joined (by default the one piece `text()`): a family of thousands of series need not be copied
+    into one buffer only to be cut again for sending.
     """
 
     def __init__(
@@ -203,12 +205,14 @@ class RenderedFamily(Metric):
         text: Callable[[], bytes],
         build: Callable[[], Metric],
         prepare: Callable[[], Iterable[None]] = tuple,
+        pieces: Callable[[], list[bytes]] | None = None,
     ) -> None:
         super().__init__(name, documentation, kind)
         self._text = text
         self._build = build
         self._built: list[Sample] | None = None
         self.prepare = prepare
+        self._pieces = pieces
 
     @property
     def samples(self) -> list[Sample]:
@@ -222,6 +226,10 @@ class RenderedFamily(Metric):
 
     def text(self) -> bytes:
         return self._text()
+
+    def pieces(self) -> list[bytes]:
+        """`text()` in pieces, in order: their concatenation is `text()`."""
+        return [self._text()] if self._pieces is None else self._pieces()
 
 
 class _Single(Collector):
@@ -242,22 +250,31 @@ def exposition(registry: Collector) -> bytes:
 
 
 async def exposition_async(registry: Collector) -> bytes:
-    """`exposition(registry)`, with a trio checkpoint between the steps of each family's `prepare()`
-    (at 5000 nodes, rendering every node after a tick is ~20-40 ms; here it is steps of
-    `selfmetrics.NODES_PER_STEP` nodes, ~1 ms) and after each family's text.
+    """`exposition(registry)`, in steps (`exposition_pieces`)."""
+    return b"".join(await exposition_pieces(registry))
 
-    A family's text is taken in the step that ends its `prepare()`: what other tasks change at a
-    checkpoint in between (a worker's frames record kubelet requests) would be rendered again
-    inside `text()`, in one step (34-42 ms at 5000 x 30 when every family was prepared first, in
-    the slow-step log of a bench run, docs/performance.md round 8)."""
+
+async def exposition_pieces(registry: Collector) -> list[bytes]:
+    """`exposition(registry)` in pieces (their concatenation), with a trio checkpoint between the
+    steps of each family's `prepare()` (at 5000 nodes, rendering every node after a tick is ~20-40
+    ms; here it is steps of `selfmetrics.NODES_PER_STEP` nodes, ~1 ms) and after each family.
+
+    A family's pieces are taken in the step that ends its `prepare()`: what other tasks change at
+    a checkpoint in between (a worker's frames record kubelet requests) would be rendered again
+    then, in one step. And they are not joined: at 5000 nodes the per-node histogram family alone
+    is ~6.5 MB, and joining it (then the whole body) took 11 ms of one step on an idle machine,
+    28-32 ms in the bench (slow-step log at 5000 x 30, docs/performance.md round 8).
+    """
     out: list[bytes] = []
     for metric in list(registry.collect()):
         if isinstance(metric, RenderedFamily):
             for _ in metric.prepare():
                 await trio.lowlevel.checkpoint()
-        out.append(_text(metric))
+            out += metric.pieces()
+        else:
+            out.append(_text(metric))
         await trio.lowlevel.checkpoint()
-    return b"".join(out)
+    return out
 
 
 def _join(families: Iterable[Metric]) -> bytes:

@@ -40,6 +40,7 @@ from metrics_server.promtext import (
     exponential_buckets,
     exposition,
     exposition_async,
+    exposition_pieces,
     go_count,
     go_float,
     header,
@@ -55,6 +56,7 @@ __all__ = [
     "exponential_buckets",
     "exposition",
     "exposition_async",
+    "exposition_pieces",
 ]
 
 
@@ -190,15 +192,17 @@ class SelfMetrics(Collector):
             self._tick_family,
             self._points_family,
         )
+        pieces = {_LAST_REQUEST: self._last_request_pieces, _REQUEST_DURATION: self._duration_pieces}
         for template, text in zip(self._families(with_samples=False), texts, strict=True):
-            per_node = template.name in (_LAST_REQUEST, _REQUEST_DURATION)
+            per_node = pieces.get(template.name)
             yield RenderedFamily(
                 template.name,
                 template.documentation,
                 template.type,
                 text,
                 self._family_builder(template.name),
-                self._render_stale_nodes if per_node else tuple,
+                tuple if per_node is None else self._render_stale_nodes,
+                per_node,
             )
 
     def _family_builder(self, name: str) -> Callable[[], Metric]:
@@ -253,12 +257,17 @@ class SelfMetrics(Collector):
         return "".join(lines).encode()
 
     def _last_request_family(self) -> bytes:
-        head = header(_LAST_REQUEST, _HELP_LAST_REQUEST, "gauge").encode()
-        return head + b"".join(self._node_texts(0))
+        return b"".join(self._last_request_pieces())
+
+    def _last_request_pieces(self) -> list[bytes]:
+        return [header(_LAST_REQUEST, _HELP_LAST_REQUEST, "gauge").encode(), *self._node_texts(0)]
 
     def _duration_family(self) -> bytes:
+        return b"".join(self._duration_pieces())
+
+    def _duration_pieces(self) -> list[bytes]:
         head = header(_REQUEST_DURATION, _HELP_REQUEST_DURATION, "histogram").encode()
-        return head + b"".join(self._node_texts(1))
+        return [head, *self._node_texts(1)]
 
     def _nodes(self) -> list[str]:
         nodes = self._sorted_nodes

@@ -30,6 +30,7 @@ from metrics_server.selfmetrics import (
     exponential_buckets,
     exposition,
     exposition_async,
+    exposition_pieces,
 )
 
 
@@ -387,7 +388,7 @@ def test_ages_on_a_bucket_bound_count_in_that_bucket_in_bulk() -> None:
     assert (bulk.counts, bulk.count, bulk.total) == ([2, 1, 4], 7, 2 * 1.0 + 2.0 + 3 * 2.5 + 5.0)
 
 
-async def test_async_exposition_takes_each_family_text_in_the_step_that_prepared_it(
+async def test_async_exposition_takes_each_family_in_the_step_that_prepared_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # A node changed at a checkpoint between a per-node family's prepare() and its text would be
@@ -406,8 +407,8 @@ async def test_async_exposition_takes_each_family_text_in_the_step_that_prepared
             rendered_in_text.append(node)
         return render(node)
 
-    def text_of(family: Callable[[], bytes]) -> Callable[[], bytes]:
-        def text() -> bytes:
+    def text_of(family: Callable[[], list[bytes]]) -> Callable[[], list[bytes]]:
+        def pieces() -> list[bytes]:
             nonlocal in_text
             in_text = True
             try:
@@ -415,11 +416,11 @@ async def test_async_exposition_takes_each_family_text_in_the_step_that_prepared
             finally:
                 in_text = False
 
-        return text
+        return pieces
 
     monkeypatch.setattr(metrics, "_render_node", counted_render)
-    monkeypatch.setattr(metrics, "_last_request_family", text_of(metrics._last_request_family))
-    monkeypatch.setattr(metrics, "_duration_family", text_of(metrics._duration_family))
+    monkeypatch.setattr(metrics, "_last_request_pieces", text_of(metrics._last_request_pieces))
+    monkeypatch.setattr(metrics, "_duration_pieces", text_of(metrics._duration_pieces))
     changes = 0
 
     async def meddle() -> None:
@@ -437,3 +438,14 @@ async def test_async_exposition_takes_each_family_text_in_the_step_that_prepared
     assert changes >= 8  # prepare steps and one checkpoint per family
     assert rendered_in_text == []
     assert body.count(b"metrics_server_kubelet_last_request_time_seconds{node=") == 7
+
+
+async def test_exposition_pieces_are_the_exposition_with_a_piece_per_node_of_the_node_families() -> None:
+    registry = CollectorRegistry()
+    metrics = SelfMetrics(registry, 15)
+    for i in range(3):
+        metrics.record_kubelet_request(f"n{i}", success=True, duration_s=0.1, now_unix_s=1.0)
+    pieces = await exposition_pieces(registry)
+    assert b"".join(pieces) == generate_latest(registry)
+    # The gauge line, then the histogram's 14 lines (12 buckets, count, sum), of each node apart.
+    assert [piece.count(b'node="') for piece in pieces if b'node="' in piece] == [1, 1, 1, 14, 14, 14]

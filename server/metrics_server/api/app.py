@@ -44,7 +44,7 @@ from metrics_server.api.steps import STREAM_MESSAGE_BYTES, pieces_response
 from metrics_server.flagset import BOOL, METRICS_SERVER, flag
 from metrics_server.kube.objects import NodeLister, PodLister
 from metrics_server.promtext import Stamps
-from metrics_server.selfmetrics import exposition_async
+from metrics_server.selfmetrics import exposition_pieces
 from metrics_server.storage.snapshot import Snapshot
 
 _API = "/apis/metrics.k8s.io/v1beta1"
@@ -131,8 +131,8 @@ def create_app(
     `clock()` gives Unix seconds (creationTimestamp, freshness). `observe_freshness(now, stamps)`
     is called per response with the served objects' timestamps, for one observation of `now -
     timestamp` per object (metrics-server's `metrics_server_api_metric_freshness_seconds`).
-    `/metrics` renders `registry` as is (with `selfmetrics.exposition_async`: `generate_latest`'s
-    bytes, with checkpoints): whoever builds it registers the self-metrics and, for
+    `/metrics` renders `registry` as is (with `selfmetrics.exposition_pieces`: `generate_latest`'s
+    bytes in pieces, with checkpoints): whoever builds it registers the self-metrics and, for
     metrics-server's process_* series, a `prometheus_client.ProcessCollector(registry=registry)`.
 
     Raises `SpecError` if the OpenAPI document is missing or cannot be compiled, `ValueError` for a
@@ -271,14 +271,13 @@ def create_app(
 
     @app.route("/metrics", methods=["GET"])
     async def metrics() -> Response:
-        body = await exposition_async(registry)
+        pieces = await exposition_pieces(registry)
         content_type = prometheus_client.exposition.CONTENT_TYPE_PLAIN_0_0_4
-        if len(body) <= STREAM_MESSAGE_BYTES:
-            return Response(body, status=200, content_type=content_type)
-        # 5-7 MB at 5000 nodes: in pieces of `STREAM_MESSAGE_BYTES`, one per event-loop step, as
-        # the large lists are, rather than copied and framed whole in one step.
-        size = STREAM_MESSAGE_BYTES
-        pieces = [body[start : start + size] for start in range(0, len(body), size)]
+        if sum(map(len, pieces)) <= STREAM_MESSAGE_BYTES:
+            return Response(b"".join(pieces), status=200, content_type=content_type)
+        # 5-7 MB at 5000 nodes (a piece per node and family): sent a message of about
+        # `STREAM_MESSAGE_BYTES` per event-loop step, as the large lists are, rather than joined,
+        # copied and framed whole in one step.
         return pieces_response(pieces, content_type)
 
     return app
