@@ -135,14 +135,32 @@ class SlowSteps(trio.abc.Instrument):
         collections.clear()
         self.mark = time.perf_counter()
 
+PEAK_BLOCKS = int(os.environ.get("BENCH_PEAK_BLOCKS", "0"))
+
+def census():
+    # What the collector tracks, by type: the 12 commonest, and every type of ours (one walk of
+    # every tracked object, ~0.1-0.3 s at 5000 x 30: only when blocks pass BENCH_PEAK_BLOCKS).
+    counts = {}
+    for obj in gc.get_objects():
+        kind = type(obj)
+        counts[kind] = counts.get(kind, 0) + 1
+    ours = {f"{k.__module__}.{k.__qualname__}": n for k, n in counts.items()
+            if k.__module__.startswith("metrics_server")}
+    common = sorted(((n, k.__qualname__) for k, n in counts.items()), reverse=True)[:12]
+    return common, dict(sorted(ours.items()))
+
 async def memory_probe():
     # Every 5 s: live pymalloc blocks and resident pages, to tell live objects from held memory.
     page = os.sysconf("SC_PAGE_SIZE")
     while True:
         with open("/proc/self/statm") as statm:
             rss = int(statm.read().split()[1]) * page
-        print(f"MEMORY blocks={sys.getallocatedblocks()} rss_mib={rss / 2**20:.1f} at={time.time():.3f}",
+        blocks = sys.getallocatedblocks()
+        print(f"MEMORY blocks={blocks} rss_mib={rss / 2**20:.1f} at={time.time():.3f}",
               file=sys.stderr, flush=True)
+        if PEAK_BLOCKS and blocks > PEAK_BLOCKS:
+            common, ours = census()
+            print(f"CENSUS common={common} ours={ours} at={time.time():.3f}", file=sys.stderr, flush=True)
         await trio.sleep(5)
 
 serve = app.serve
@@ -163,7 +181,8 @@ ms: on a busy machine a step is also long when the process is not running) and t
 (`at=`); run with `--keep` to read the log. A diagnostic: its own overhead is two clock reads and
 two walks of the task's await chain per step. Every 5 s it also logs the process's live pymalloc
 blocks and resident memory (`MEMORY blocks= rss_mib=`): a step in resident memory without one in
-blocks is memory the allocators hold, not live objects."""
+blocks is memory the allocators hold, not live objects. With `BENCH_PEAK_BLOCKS` too, a probe that
+finds more blocks than that also logs a census of the tracked objects by type (`CENSUS`)."""
 
 
 def _server_main() -> str:
