@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from metrics_server import memory
-from metrics_server.api.render import Generation
+from metrics_server.api.render import FragmentCache
 from metrics_server.storage.store import Storage
 
 
@@ -65,6 +65,6 @@ def test_a_storage_cycle_builds_its_mappings_in_the_oldest_generation() -> None:
 
 @pytest.mark.usefixtures("no_automatic_collections")
 def test_a_fragment_generation_builds_its_mappings_in_the_oldest_generation() -> None:
-    generation = Generation()
+    generation = FragmentCache().generation(object())
     assert generation_of(generation.entries) == 2
     assert generation_of(generation.static) == 2

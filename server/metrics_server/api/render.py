@@ -121,22 +121,30 @@ class Generation:
 
     __slots__ = ("entries", "names", "pb", "previous_static", "static", "times", "windows")
 
-    def __init__(self, previous: Generation | None = None) -> None:
-        # The two mappings of one entry per object go to the collector's oldest generation while
-        # empty (`memory.old_dicts`).
+    def __init__(
+        self,
+        previous_static: dict[int, _Static] | None = None,
+        names: dict[str, str] | None = None,
+        *,
+        long_lived: bool = False,
+    ) -> None:
+        """`previous_static` and `names`: those of the generation this one follows (taken over as
+        they are used). `long_lived` (a `FragmentCache`'s generations): the two mappings of one
+        entry per object are made in the collector's oldest generation (`memory.old_dicts`, a
+        middle collection), as they grow over a snapshot's life."""
         self.entries: dict[object, Fragment]
         """Object key (node name, or (namespace, name)) -> its fragment. Only plain tuples, which
         the collector untracks: the info a fragment was encoded from is checked through the static
         parts it shares (`HEAD`, `META_TAIL`), the usage by `USAGE`."""
         self.static: dict[int, _Static]
-        self.entries, self.static = old_dicts(2)
+        self.entries, self.static = old_dicts(2) if long_lived else ({}, {})
         self.times: dict[int, str] = {}
         self.windows: dict[int, str] = {}
         self.pb: dict[object, tuple[object, object, Any]] = {}
         """Object key -> (info, usage, protobuf fragment) (`api.protobuf`; valid for that very
         info and usage object)."""
-        self.previous_static: dict[int, _Static] = previous.static if previous is not None else {}
-        self.names: dict[str, str] = previous.names if previous is not None else {}
+        self.previous_static: dict[int, _Static] = {} if previous_static is None else previous_static
+        self.names: dict[str, str] = {} if names is None else names
         """Container name -> its JSON string (shared by every generation; bounded by `NAMES`)."""
 
     def time(self, ns: int) -> str:
@@ -265,12 +273,21 @@ class FragmentCache:
         self._generations: list[tuple[object, Generation]] = []
         self._trash: list[tuple[dict[Any, Any] | list[Any], int]] = []
         self._on_trash = on_trash
+        self._carried: tuple[dict[int, _Static], dict[str, str]] | None = None
+        """The static parts and names of the newest generation, dropped before any newer one was
+        made (`keep_only` of snapshots that have none yet): the next generation takes them over."""
 
     def generation(self, snapshot: object) -> Generation:
         for snap, gen in self._generations:
             if snap is snapshot:
                 return gen
-        gen = Generation(self._generations[-1][1] if self._generations else None)
+        if self._generations:
+            newest = self._generations[-1][1]
+            gen = Generation(newest.static, newest.names, long_lived=True)
+        else:
+            static, names = self._carried or (None, None)
+            gen = Generation(static, names, long_lived=True)
+        self._carried = None
         if len(self._generations) == 2:
             self._drop(0)
         self._generations = [*self._generations, (snapshot, gen)]
@@ -284,14 +301,37 @@ class FragmentCache:
                 self._drop(i)
 
     def _drop(self, index: int) -> None:
+        """Drop a generation. Its static parts (the encodings of 150,000 pods' names and labels at
+        the benchmark's size, ~1 s of CPU to make again) go only once no generation can take them
+        over: a newer generation takes them over as they are used (its `previous_static`), and
+        with no generation left the next one made will (`_carried`). Throwing them away in that
+        case made the next generation encode every object's static parts again, and the serving
+        process then held those of two generations at once: one step of ~60 MiB that it kept, and
+        150,000 new tracked tuples per cycle for the collector's middle generation to walk (a
+        60-cycle bench run at 5000 x 30, docs/performance.md round 8)."""
         old_snapshot, old = self._generations.pop(index)
+        static = old.static
+        containers: list[dict[Any, Any]] = [old.entries, old.pb]
+        if not self._generations:
+            if self._carried is not None:
+                containers.append(self._carried[0])
+            self._carried = (static, old.names)
+        elif not self._static_in_use(static):
+            containers.append(static)
+        if not self._static_in_use(old.previous_static):
+            containers.append(old.previous_static)
         # A request still holding `old` then finds empty dicts and encodes again: the fragments
         # it already has are its own references, never mutated.
-        containers = (old.entries, old.static, old.previous_static, old.pb)
         old.entries, old.static, old.previous_static, old.pb = {}, {}, {}, {}
         # Swept first (the trash is a stack): the snapshot, if this was its last reference, then
         # frees only its own dict, the usage objects later with the entries, in steps.
         self._throw([*((c, 1) for c in containers), ([old_snapshot], 1)])
+
+    def _static_in_use(self, static: dict[int, _Static]) -> bool:
+        """Whether a generation left (or the next one, `_carried`) still reads `static`."""
+        if self._carried is not None and self._carried[0] is static:
+            return True
+        return any(gen.static is static or gen.previous_static is static for _, gen in self._generations)
 
     def discard(self, references: Iterable[object], weight: int) -> None:
         """Drop `references` in `sweep` steps, each counting as `weight` items (what dropping it may

@@ -10,6 +10,7 @@ from conftest import Asgi, default_world, make_app
 
 from metrics_server.api import render
 from metrics_server.api.steps import Sweeper
+from metrics_server.kube.objects import PodInfo
 
 API = "/apis/metrics.k8s.io/v1beta1"
 
@@ -109,3 +110,39 @@ def test_keep_only_drops_the_generations_of_every_other_snapshot_to_the_trash() 
     while not cache.sweep(1000):
         pass
     assert cache.generation(first) is not old  # a new, empty one if it is asked for again
+
+
+def _swept(cache: render.FragmentCache) -> None:
+    while not cache.sweep(1000):
+        pass
+
+
+def test_static_parts_outlive_a_switch_to_a_snapshot_with_no_generation_yet() -> None:
+    # keep_only(new, new) before anything was served from `new` (a switch with nothing to
+    # rebuild) leaves no generation: the next one still takes the static parts over, instead of
+    # encoding every object's name and labels again.
+    cache = render.FragmentCache(on_trash=lambda sweep: None)
+    first, second = object(), object()
+    pod = PodInfo("ns", "web-1", "uid-web-1", {"app": "web"}, "node-1")
+    parts = cache.generation(first).static_parts(pod, pod.namespace)
+    cache.keep_only(second, second)
+    _swept(cache)
+    assert cache.generation(second).static_parts(pod, pod.namespace) is parts
+
+
+def test_static_parts_of_a_dropped_generation_are_kept_for_the_newer_one_that_takes_them_over() -> None:
+    cache = render.FragmentCache(on_trash=lambda sweep: None)
+    first, second, third = object(), object(), object()
+    pods = [PodInfo("ns", f"web-{i}", f"uid-{i}", {"app": "web"}, "node-1") for i in range(3)]
+    parts = [cache.generation(first).static_parts(pod, pod.namespace) for pod in pods]
+    newer = cache.generation(second)
+    assert newer.static_parts(pods[0], "ns") is parts[0]  # taken over before the switch
+    cache.keep_only(second, second)  # drops the first generation
+    _swept(cache)
+    assert [newer.static_parts(pod, "ns") for pod in pods] == parts
+    assert all(a is b for a, b in zip((newer.static_parts(pod, "ns") for pod in pods), parts, strict=True))
+    # And once the newer one is dropped in turn, what it took over is trash, with the rest.
+    cache.generation(third)
+    cache.keep_only(third, third)
+    _swept(cache)
+    assert newer.static == {} and newer.previous_static == {}
