@@ -66,8 +66,9 @@ def old_dicts(count: int) -> tuple[dict[Any, Any], ...]:
     cache's two (150,000 entries each at 5000 x 30), once or twice per cycle in the serving
     process, in the slow-step log of a bench run (docs/performance.md, round 8). Tracked while
     still empty, the dicts are moved to the oldest generation by this collection, where only the
-    rare full collections walk them. A dict is untracked again only by a full collection (when
-    nothing in it is tracked), so these stay where they are put."""
+    full collections walk them. A full collection untracks a dict in which nothing is tracked, and
+    one tracked again afterwards starts young: rare (a full collection every ~15 cycles at 5000 x
+    30), and such a dict is walked full by one middle collection at most."""
     made: list[dict[Any, Any]] = []
     for _ in range(count):
         mapping: dict[Any, Any] = {None: []}  # a list in a display: the dict is tracked

@@ -306,7 +306,7 @@ class FragmentCache:
         over: a newer generation takes them over as they are used (its `previous_static`), and
         with no generation left the next one made will (`_carried`). Throwing them away in that
         case made the next generation encode every object's static parts again, and the serving
-        process then held those of two generations at once: one step of ~60 MiB that it kept, and
+        process then held those of two generations at once: a step of ~80 MiB that it kept, and
         150,000 new tracked tuples per cycle for the collector's middle generation to walk (a
         60-cycle bench run at 5000 x 30, docs/performance.md round 8)."""
         old_snapshot, old = self._generations.pop(index)
