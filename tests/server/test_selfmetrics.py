@@ -329,14 +329,20 @@ def test_large_counts_take_the_line_by_line_path() -> None:
     )
 
 
-async def test_async_exposition_yields_between_steps_and_sees_changes_made_meanwhile(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def seven_nodes_in_steps_of_two(monkeypatch: pytest.MonkeyPatch) -> tuple[CollectorRegistry, SelfMetrics]:
+    """Self-metrics of nodes n0-n6 (one request each), prepared 2 nodes per step."""
     monkeypatch.setattr(selfmetrics, "NODES_PER_STEP", 2)
     registry = CollectorRegistry()
     metrics = SelfMetrics(registry, 15)
     for i in range(7):
         metrics.record_kubelet_request(f"n{i}", success=True, duration_s=0.1 * i, now_unix_s=1.0)
+    return registry, metrics
+
+
+async def test_async_exposition_yields_between_steps_and_sees_changes_made_meanwhile(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    registry, metrics = seven_nodes_in_steps_of_two(monkeypatch)
     steps = 0
 
     async def meddle() -> None:
@@ -393,11 +399,7 @@ async def test_async_exposition_takes_each_family_in_the_step_that_prepared_it(
 ) -> None:
     # A node changed at a checkpoint between a per-node family's prepare() and its text would be
     # rendered again inside text(), all in one step (34-42 ms at 5000 nodes).
-    monkeypatch.setattr(selfmetrics, "NODES_PER_STEP", 2)
-    registry = CollectorRegistry()
-    metrics = SelfMetrics(registry, 15)
-    for i in range(7):
-        metrics.record_kubelet_request(f"n{i}", success=True, duration_s=0.1, now_unix_s=1.0)
+    registry, metrics = seven_nodes_in_steps_of_two(monkeypatch)
     in_text = False
     rendered_in_text: list[str] = []
     render = metrics._render_node
