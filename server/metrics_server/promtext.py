@@ -249,11 +249,6 @@ def exposition(registry: Collector) -> bytes:
     return _join(list(registry.collect()))
 
 
-async def exposition_async(registry: Collector) -> bytes:
-    """`exposition(registry)`, in steps (`exposition_pieces`)."""
-    return b"".join(await exposition_pieces(registry))
-
-
 async def exposition_pieces(registry: Collector) -> list[bytes]:
     """`exposition(registry)` in pieces (their concatenation), with a trio checkpoint between the
     steps of each family's `prepare()` (at 5000 nodes, rendering every node after a tick is ~20-40

@@ -39,7 +39,6 @@ from metrics_server.promtext import (
     Stamps,
     exponential_buckets,
     exposition,
-    exposition_async,
     exposition_pieces,
     go_count,
     go_float,
@@ -55,7 +54,6 @@ __all__ = [
     "buckets_for_scrape_duration",
     "exponential_buckets",
     "exposition",
-    "exposition_async",
     "exposition_pieces",
 ]
 

@@ -29,7 +29,6 @@ from metrics_server.selfmetrics import (
     buckets_for_scrape_duration,
     exponential_buckets,
     exposition,
-    exposition_async,
     exposition_pieces,
 )
 
@@ -359,7 +358,7 @@ async def test_async_exposition_yields_between_steps_and_sees_changes_made_meanw
     async with trio.open_nursery() as nursery:
         nursery.start_soon(meddle)
         await trio.lowlevel.checkpoint()
-        body = await exposition_async(registry)
+        body = b"".join(await exposition_pieces(registry))
         nursery.cancel_scope.cancel()
     assert steps >= 3  # 7 stale nodes in steps of 2
     assert body == generate_latest(registry)
@@ -435,7 +434,7 @@ async def test_async_exposition_takes_each_family_in_the_step_that_prepared_it(
     async with trio.open_nursery() as nursery:
         nursery.start_soon(meddle)
         await trio.lowlevel.checkpoint()
-        body = await exposition_async(registry)
+        body = b"".join(await exposition_pieces(registry))
         nursery.cancel_scope.cancel()
     assert changes >= 8  # prepare steps and one checkpoint per family
     assert rendered_in_text == []
