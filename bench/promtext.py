@@ -19,6 +19,7 @@ POINTS = "metrics_server_storage_points"
 REQUEST_DURATION = "apiserver_request_duration_seconds"
 WANTED = (f"{TICK}_sum", f"{TICK}_count", REQUESTS, POINTS, f"{REQUEST_DURATION}_bucket")
 _BUCKET = re.compile(r'(\w+)="([^"]*)"')
+_WANTED_LINE = re.compile("^(?:" + "|".join(map(re.escape, WANTED)) + ").*\n", re.MULTILINE)
 
 Buckets = tuple[tuple[float, float], ...]
 """A histogram's cumulative buckets, `(le, count)` in increasing `le`, the last one `+Inf`."""
@@ -42,6 +43,28 @@ class ServerCounters:
     """`(verb, scope) -> buckets` of `REQUEST_DURATION` for `metrics.k8s.io` pods: `("GET",
     "resource")` single gets, `("LIST", "namespace")` namespace lists, `("LIST", "cluster")`
     all-pods lists."""
+
+
+class WantedLines:
+    """The lines `parse` reads, kept from an exposition fed in pieces of any size (a line may span
+    pieces): the rest of a large exposition is dropped as it arrives, and each piece is scanned by
+    one regular expression."""
+
+    def __init__(self) -> None:
+        self._kept: list[str] = []
+        self._partial = ""
+
+    def feed(self, piece: str) -> None:
+        """Keep the wanted lines completed by `piece`; its unfinished last line waits for the next."""
+        text = self._partial + piece
+        end = text.rfind("\n") + 1
+        self._partial = text[end:]
+        self._kept.extend(_WANTED_LINE.findall(text, 0, end))
+
+    def text(self) -> str:
+        """The wanted lines fed so far, the last one even without its newline."""
+        last = self._partial + "\n"
+        return "".join(self._kept) + (last if _WANTED_LINE.match(last) else "")
 
 
 def parse(text: str) -> ServerCounters:

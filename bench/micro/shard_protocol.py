@@ -22,7 +22,7 @@ import orjson
 
 from metrics_server.shard import protocol as p
 from metrics_server.shard.worker import RESULTS_PER_FRAME
-from metrics_server.storage.snapshot import NodeUsage
+from metrics_server.storage.snapshot import NodeUsage, PodUsageTuple
 from metrics_server.storage.store import Storage
 
 NS = 1_000_000_000
@@ -33,7 +33,7 @@ def usages(nodes: int, pods: int, cycle: int) -> list[p.NodeResult]:
     ts = (1_700_000_000 + 15 * cycle) * NS
     out = []
     for n in range(nodes):
-        pod_usage = {}
+        pod_usage: dict[tuple[str, str], PodUsageTuple] = {}
         for i in range(pods):
             key = (f"sim-ns-{i % 5}", f"app-{i % 10}-tier-{n:05d}-{i:02d}-x7k2p")
             containers = tuple(

@@ -23,7 +23,7 @@ from collections.abc import Mapping
 
 from metrics_server.shard import protocol as p
 from metrics_server.shard.worker import RESULTS_PER_FRAME
-from metrics_server.storage.snapshot import DictSnapshot, NodeUsage
+from metrics_server.storage.snapshot import DictSnapshot, NodeUsage, PodUsageTuple
 from metrics_server.storage.store import Storage
 
 NS = 1_000_000_000
@@ -33,7 +33,7 @@ NAMES = ("app", "sidecar")
 def results(nodes: int, pods: int, cycle: int, rng: random.Random) -> list[p.NodeResult]:
     out = []
     for n in range(nodes):
-        usages = {}
+        usages: dict[tuple[str, str], PodUsageTuple] = {}
         for i in range(pods):
             names = NAMES if rng.random() < 0.33 else NAMES[:1]
             containers = tuple(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from bench.promtext import bucket_delta, bucket_quantile, parse
+from bench.promtext import WantedLines, bucket_delta, bucket_quantile, parse
 
 LABELS = (
     'component="apiserver",dry_run="",group="metrics.k8s.io",le="{le}",resource="{resource}",'
@@ -31,6 +31,23 @@ def test_pod_request_buckets_are_read_by_verb_and_scope() -> None:
     assert counters.ticks == 3
     expected = ((0.005, 1.0), (0.025, 3.0), (math.inf, 4.0))
     assert dict(counters.pod_requests) == {("GET", "namespace"): expected}
+
+
+def test_wanted_lines_are_kept_whatever_the_pieces_an_exposition_arrives_in() -> None:
+    kept = exposition({"0.005": 1, "+Inf": 4})
+    text = (
+        "# HELP metrics_server_kubelet_request_duration_seconds per node\n"
+        + 'metrics_server_kubelet_request_duration_seconds_bucket{node="n1",le="1"} 7\n'
+        + kept
+        + 'metrics_server_kubelet_request_total{success="true"} 12'  # no final newline
+    )
+    expected = kept + 'metrics_server_kubelet_request_total{success="true"} 12\n'
+    for size in range(1, len(text) + 1):
+        wanted = WantedLines()
+        for start in range(0, len(text), size):
+            wanted.feed(text[start : start + size])
+        assert wanted.text() == expected, size
+    assert parse(expected).requests_ok == 12
 
 
 def test_bucket_quantile_is_the_bound_of_the_bucket_holding_it_between_two_readings() -> None:
