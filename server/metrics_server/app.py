@@ -51,6 +51,7 @@ from metrics_server.kube.errors import KubeError
 from metrics_server.kube.informer import InformerConfig
 from metrics_server.kube.restmetrics import RestClientMetrics
 from metrics_server.options import NS_PER_SECOND, Options
+from metrics_server.priority import urgent_gets
 from metrics_server.scrape.config import KubeletClientConfig, kubelet_ssl_context
 from metrics_server.scrape.kubelet import KubeletClient
 from metrics_server.scrape.loop import TIMELY_FAILURE_MESSAGE, ScrapeLoop
@@ -182,11 +183,13 @@ async def serve(
             observe_freshness=metrics.observe_freshness,
         )
         served = streamed(
-            with_hsts(
-                LibraryHeaders(
-                    AuthMiddleware(cast(ASGIApp, app), authenticator, authorizer, request_metrics)
-                ),
-                options.generic.strict_transport_security_directives,
+            urgent_gets(
+                with_hsts(
+                    LibraryHeaders(
+                        AuthMiddleware(cast(ASGIApp, app), authenticator, authorizer, request_metrics)
+                    ),
+                    options.generic.strict_transport_security_directives,
+                )
             )
         )
         handle_signals = stop is None

@@ -15,12 +15,13 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from itertools import accumulate
 from typing import NamedTuple
 
-import trio
 from prometheus_client import generate_latest
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
 from prometheus_client.utils import floatToGoString
+
+from metrics_server.priority import defer
 
 DEFAULT_BUCKETS: tuple[float, ...] = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 """Prometheus' default histogram buckets (client_golang `DefBuckets`)."""
@@ -264,11 +265,11 @@ async def exposition_pieces(registry: Collector) -> list[bytes]:
     for metric in list(registry.collect()):
         if isinstance(metric, RenderedFamily):
             for _ in metric.prepare():
-                await trio.lowlevel.checkpoint()
+                await defer()
             out += metric.pieces()
         else:
             out.append(_text(metric))
-        await trio.lowlevel.checkpoint()
+        await defer()
     return out
 
 

@@ -27,7 +27,7 @@ from pathlib import Path
 import metrics_server
 
 LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
-    ("base", frozenset({"", "flagset", "logs", "promtext", "selfmetrics", "memory", "asgi"})),
+    ("base", frozenset({"", "flagset", "logs", "promtext", "selfmetrics", "memory", "asgi", "priority"})),
     ("kube", frozenset({"kube"})),
     ("scrape", frozenset({"scrape"})),
     ("storage", frozenset({"storage"})),

@@ -45,6 +45,7 @@ import trio
 
 from k8s_metrics.selectors import POSITIVE, LabelSelector
 from metrics_server.kube.objects import PodInfo
+from metrics_server.priority import defer
 
 CHUNK = 1000
 """Pods per step of a diff or a rebuild (~1-2 ms) between event-loop checkpoints."""
@@ -116,7 +117,7 @@ class NamespaceIndex:
         for start in range(0, len(current), CHUNK):
             for pod in current[start : start + CHUNK]:
                 _add(by_key, pod)
-            await trio.lowlevel.checkpoint()
+            await defer()
         # One assignment after the last checkpoint: readers see the old index or the new one.
         self._pods, self._by_key = current, by_key
 
@@ -172,7 +173,7 @@ async def _by_id(pods: tuple[PodInfo, ...]) -> dict[int, PodInfo]:
     for start in range(0, len(pods), CHUNK):
         chunk = pods[start : start + CHUNK]
         out.update(zip(map(id, chunk), chunk, strict=True))
-        await trio.lowlevel.checkpoint()
+        await defer()
     return out
 
 

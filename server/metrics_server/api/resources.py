@@ -57,6 +57,7 @@ from metrics_server.api.steps import (
     sorted_pods,
 )
 from metrics_server.kube.objects import NodeInfo, NodeLister, PodInfo, PodLister
+from metrics_server.priority import defer
 from metrics_server.promtext import Stamps, one_stamp
 from metrics_server.storage.snapshot import NodeUsage, PodUsageTuple, Snapshot
 
@@ -188,7 +189,7 @@ class ResourceApi:
             counts: Counter[int] = Counter()
             for start in range(0, len(fragments), render.CHUNK):
                 listcache.count_stamps(counts, fragments[start : start + render.CHUNK])
-                await trio.lowlevel.checkpoint()
+                await defer()
             self.observe_freshness(now_s, listcache.stamps_of(counts))
         now = self.now.now_bytes(now_s)
         if rep == neg.YAML:
@@ -287,7 +288,7 @@ class ResourceApi:
             entry = self.lists.get(key)
             if entry is not None and self._valid(entry, snap, state):
                 self.lists[key] = self.lists.pop(key)  # most recently used last
-                await trio.lowlevel.checkpoint()  # listing and comparing 150,000 pods is ~10 ms
+                await defer()  # listing and comparing 150,000 pods is ~10 ms
                 return entry
             building = self._building.get(key)
             if building is None or building[0] is not snap:
@@ -384,7 +385,7 @@ class ResourceApi:
         if pending:
             chunks.append(listcache.chunk_pieces(pending, not chunks))
             listcache.count_stamps(stamps, pending)
-        await trio.lowlevel.checkpoint()
+        await defer()
         built = listcache.CachedList(
             snap, state, order, render.list_head(_LIST_KINDS[resource]), chunks, listcache.stamps_of(stamps)
         )
@@ -468,7 +469,7 @@ class ResourceApi:
         for info in candidates:
             count += 1
             if count % render.CHUNK == 0:
-                await trio.lowlevel.checkpoint()
+                await defer()
             if not matches(info.labels):
                 continue
             if check_fields and not fields.matches(_pod_field_getter(info)):
@@ -511,7 +512,7 @@ class ResourceApi:
             for piece in pieces:
                 parts.append(piece)
                 await pacer.pace()
-            await trio.lowlevel.checkpoint()
+            await defer()
             if not pretty():
                 return pieces_response(parts, content_type)
             body = b"".join(parts)

@@ -24,6 +24,7 @@ from quart.wrappers.response import ResponseBody
 from metrics_server.api import render
 from metrics_server.asgi import STREAMED_BODY
 from metrics_server.kube.objects import PodInfo
+from metrics_server.priority import defer
 
 STEP_S = 0.001
 """Longest run of fragment encoding between checkpoints. A get takes several event-loop steps and
@@ -103,7 +104,7 @@ class Pacer:
         if made:
             self._young.step(made - self._made)
             self._made = made
-        await trio.lowlevel.checkpoint()
+        await defer()
         self._until = time.perf_counter() + self._step_s
 
 
@@ -116,7 +117,7 @@ async def chunked(fragments: Iterable[Any]) -> list[Any]:
         out.append(f)
         if len(out) % CLOCK_EVERY == 0:
             await pacer.pace(len(out))
-    await trio.lowlevel.checkpoint()
+    await defer()
     return out
 
 
@@ -130,14 +131,14 @@ async def sorted_by_name(pods: list[PodInfo]) -> Iterable[PodInfo]:
     lazy merge that the caller consumes in chunks."""
     if len(pods) <= SORT_RUN:
         pods.sort(key=NAME)
-        await trio.lowlevel.checkpoint()
+        await defer()
         return pods
     runs: list[list[PodInfo]] = []
     for start in range(0, len(pods), SORT_RUN):
         run = pods[start : start + SORT_RUN]
         run.sort(key=NAME)
         runs.append(run)
-        await trio.lowlevel.checkpoint()
+        await defer()
     return heapq.merge(*runs, key=NAME)
 
 
@@ -150,7 +151,7 @@ async def sorted_pods(pods: Sequence[PodInfo]) -> list[PodInfo]:
             if group is None:
                 group = by_namespace[info.namespace] = []
             group.append(info)
-        await trio.lowlevel.checkpoint()
+        await defer()
     out: list[PodInfo] = []
     for ns in sorted(by_namespace):
         ordered = iter(await sorted_by_name(by_namespace[ns]))
@@ -159,7 +160,7 @@ async def sorted_pods(pods: Sequence[PodInfo]) -> list[PodInfo]:
             out += islice(ordered, SORT_RUN)
             if len(out) - before < SORT_RUN:
                 break
-            await trio.lowlevel.checkpoint()
+            await defer()
     return out
 
 
@@ -189,7 +190,7 @@ class Sweeper:
                 swept += 1
                 if swept % SWEEPS_PER_YOUNG_COLLECTION == 0:
                     gc.collect(0)
-                await trio.lowlevel.checkpoint()
+                await defer()
         finally:
             self.running = False
 
@@ -258,7 +259,7 @@ class Pieces(ResponseBody, AsyncIterator[bytes]):
     async def __anext__(self) -> bytes:
         if self.next >= len(self.pieces):
             raise StopAsyncIteration
-        await trio.lowlevel.checkpoint()
+        await defer()
         start = self.next
         self.next += self.step
         return b"".join(self.pieces[start : self.next])

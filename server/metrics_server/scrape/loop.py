@@ -28,6 +28,7 @@ from typing import Any, Protocol
 import trio
 
 from metrics_server.kube.objects import NodeInfo, NodeLister
+from metrics_server.priority import defer
 from metrics_server.scrape.batch import NodeBatch
 from metrics_server.scrape.scraper import ScrapeResult
 from metrics_server.selfmetrics import SelfMetrics
@@ -152,7 +153,7 @@ class ScrapeLoop:
             result = await self._scraper.scrape(nodes, deadline, on_batch=self._ingest(cycle))
             # Staleness of failed nodes' points is judged when the snapshot becomes visible.
             for _ in cycle.publish_steps(frozenset(result.failed), now_ns=self._time_ns()):
-                await trio.lowlevel.checkpoint()
+                await defer()
             if self._after_publish is not None:
                 await self._after_publish()
             node_points, container_points = self._storage.points()

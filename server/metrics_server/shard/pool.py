@@ -45,6 +45,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from metrics_server.kube.objects import NodeInfo
+from metrics_server.priority import defer
 from metrics_server.scrape.batch import ScrapeError
 from metrics_server.scrape.kubelet import describe_cause
 from metrics_server.scrape.scraper import InternalScrapeError, RequestRecorder, ScrapeResult
@@ -217,6 +218,7 @@ class WorkerPool:
                 if message is None:
                     return cycles > 0
                 if isinstance(message, p.Results):
+                    await defer()  # storing waits while a get is in flight (`priority`)
                     self._results(handle, message)
                 elif isinstance(message, p.Done):
                     await self._done(handle, message)
@@ -282,7 +284,7 @@ class WorkerPool:
                         node, success=success, duration_s=duration, now_unix_s=unix_s
                     )
                 if i % RECORDS_PER_STEP == 0:
-                    await trio.lowlevel.checkpoint()
+                    await defer()
 
     def _lose_cycle(self, handle: _Handle, why: str) -> None:
         cycle = handle.cycle
