@@ -4,7 +4,8 @@ Loops yield after every ~`STEP_S` of work (`Pacer`), keeping the collector's you
 near its threshold meanwhile (`YoungBound`); fragments are materialised so (`chunked`), pods are
 sorted in runs of `SORT_RUN` merged lazily (`sorted_by_name`, `sorted_pods`), and a large body is
 handed to the server as up to `BODY_MESSAGES` parts (`Pieces`). Dropped caches are freed by a
-task of their own (`Sweeper`).
+task of their own (`Sweeper`). Every checkpoint here is `priority.defer()`: while a single-object
+get is in flight, these steps wait for it (bounded, see `metrics_server.priority`).
 """
 
 from __future__ import annotations
